@@ -1,0 +1,106 @@
+"""The library API. Keyword-only; the CLI is a thin layer over these functions."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from grader.pipeline import grade_submission
+from grader.render import gradebook_csv, report_json
+from grader.report import Report
+from grader.rubric import Rubric, load_rubric
+from grader.spec import Assignment, load_assignment
+
+
+@dataclass(frozen=True)
+class Grading:
+    """An assignment with its rubric, loaded and validated once for a batch."""
+
+    assignment: Assignment
+    rubric: Rubric
+    params: dict[str, BaseModel]
+
+
+def load_grading(*, assignment: str | Path) -> Grading:
+    """Load spec + rubric; raises ``ConfigError`` naming the file, field and fix."""
+    spec = load_assignment(assignment)
+    rubric, params = load_rubric(spec.rubric_path, assignment_id=spec.id)
+    return Grading(spec, rubric, params)
+
+
+def grade_one(*, path: Path, grading: Grading, notebook_patterns: list[str] | None = None) -> Report:
+    return grade_submission(
+        path=path, assignment=grading.assignment, rubric=grading.rubric,
+        params=grading.params, notebook_patterns=notebook_patterns,
+    )
+
+
+def report_name(path: Path) -> str:
+    """A file-system-safe name for a submission's report."""
+    stem = path.name if path.is_dir() else path.stem
+    safe = re.sub(r"[^\w.-]+", "_", stem, flags=re.UNICODE).strip("._")
+    return safe or "submission"
+
+
+def unique_names(paths: Sequence[Path]) -> list[str]:
+    names, used = [], set()
+    for p in paths:
+        base = report_name(p)
+        name, n = base, 2
+        while name in used:
+            name, n = f"{base}-{n}", n + 1
+        used.add(name)
+        names.append(name)
+    return names
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temp file + rename, so a report is either whole or absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def grade(
+    *,
+    paths: Sequence[Path],
+    grading: Grading,
+    out_dir: Path | None = None,
+    jobs: int = 1,
+    on_report: Callable[[str, Report], None] | None = None,
+) -> dict[str, Report]:
+    """Grade many submissions; write ``<out>/<name>.json`` as each finishes and
+    ``<out>/summary.csv`` at the end. One failing submission never stops the batch."""
+    names = unique_names(paths)
+    reports: dict[str, Report] = {}
+
+    def one(name: str, path: Path) -> tuple[str, Report]:
+        report = grade_one(path=path, grading=grading)
+        if out_dir is not None:
+            write_atomic(out_dir / f"{name}.json", report_json(report))
+        return name, report
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(one, n, p) for n, p in zip(names, paths)]
+        for fut in as_completed(futures):
+            name, report = fut.result()
+            reports[name] = report
+            if on_report:
+                on_report(name, report)
+    ordered = {n: reports[n] for n in names}
+    if out_dir is not None:
+        write_atomic(out_dir / "summary.csv", gradebook_csv(ordered, rubric=grading.rubric))
+    return ordered

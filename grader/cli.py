@@ -1,0 +1,177 @@
+"""The `grader` command: a thin layer over ``grader.api``.
+
+Exit codes (all commands):
+  0  success (grade: every submission graded; check: every item passes;
+     validate: the rubric is proven)
+  1  the work ran but the answer is "no" (grade: some submission could not be graded;
+     check: some item does not pass; validate: some case is wrong)
+  2  bad usage or configuration (unknown assignment, invalid spec or rubric, missing path)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from grader import __version__
+
+EXIT_OK, EXIT_NO, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="grader",
+        description="Grade PyTorch notebook assignments: execute, check, score, report.",
+        epilog="Exit codes: 0 success, 1 some submission/item/case failed, 2 bad usage or config.",
+    )
+    p.add_argument("--version", action="version", version=f"grader {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("grade", help="grade submissions into JSON reports and a gradebook")
+    g.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                   help="a notebook, or a submission folder (a student repository)")
+    g.add_argument("-a", "--assignment", required=True,
+                   help="assignment id (folder under assignments/) or path to its folder")
+    g.add_argument("-o", "--out", type=Path, default=Path("reports"),
+                   help="output folder for <submission>.json and summary.csv (default: reports)")
+    g.add_argument("-j", "--jobs", type=int, default=1,
+                   help="submissions graded in parallel, each in its own kernel (default: 1)")
+
+    c = sub.add_parser("check", help="the student view: which checks pass, with hints")
+    c.add_argument("notebook", type=Path, help="your notebook, or your repository folder")
+    c.add_argument("-a", "--assignment", default="01-very-basics",
+                   help="assignment id or folder (default: 01-very-basics)")
+    c.add_argument("--json", action="store_true", help="print the JSON report instead")
+
+    v = sub.add_parser("validate", help="prove an assignment's rubric before release")
+    v.add_argument("assignment", help="assignment id or folder")
+
+    s = sub.add_parser("schema", help="print a JSON Schema")
+    s.add_argument("what", choices=["report", "spec", "rubric"])
+
+    sub.add_parser("checks", help="list the registered checks and their parameters")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = Console(stderr=False, highlight=False)
+    err = Console(stderr=True, highlight=False)
+    from grader.spec import ConfigError
+
+    try:
+        return _COMMANDS[args.command](args, console)
+    except ConfigError as exc:
+        err.print(f"[bold red]configuration error:[/] {exc}", markup=True)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err.print("interrupted: reports already written are complete; re-run to finish")
+        return 130
+
+
+def _cmd_grade(args, console: Console) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from grader.api import grade, load_grading
+    from grader.render import batch_table
+
+    grading = load_grading(assignment=args.assignment)
+    missing = [p for p in args.paths if not p.exists()]
+    for p in missing:
+        console.print(f"[yellow]warning:[/] {p}: no such file or folder (reported as an error)")
+    progress = Progress(
+        TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.description}"),
+        console=console, transient=False, disable=not console.is_terminal and len(args.paths) < 2,
+    )
+    with progress:
+        task = progress.add_task("", total=len(args.paths))
+
+        def done(name, report):
+            progress.update(task, advance=1, description=f"{name}: {report.score:g}/{report.max_score:g}")
+
+        reports = grade(paths=args.paths, grading=grading, out_dir=args.out,
+                        jobs=args.jobs, on_report=done)
+    console.print(batch_table(reports, rubric=grading.rubric))
+    console.print(f"reports in {args.out}/ (summary.csv is the gradebook)")
+    return EXIT_OK if all(r.status == "graded" for r in reports.values()) else EXIT_NO
+
+
+def _cmd_check(args, console: Console) -> int:
+    from grader.api import grade_one, load_grading
+    from grader.render import print_check, report_json
+
+    grading = load_grading(assignment=args.assignment)
+    if not args.json:
+        console.print(f"running {args.notebook} in a fresh kernel…")
+    report = grade_one(path=args.notebook, grading=grading)
+    if args.json:
+        sys.stdout.write(report_json(report))
+    else:
+        print_check(report, console=console)
+    return EXIT_OK if report.passed_all else EXIT_NO
+
+
+def _cmd_validate(args, console: Console) -> int:
+    from rich.table import Table
+
+    from grader.api import load_grading
+    from grader.validate import validate
+
+    grading = load_grading(assignment=args.assignment)
+    table = Table(title=f"validate {grading.assignment.id}", show_lines=True)
+    for col in ("case", "score", "failed items", "expected to fail", "verdict"):
+        table.add_column(col)
+
+    def row(case):
+        rep = case.report
+        failed = sorted(c.id for c in rep.checks if c.status != "pass") if rep else []
+        score = f"{rep.score:g}/{rep.max_score:g}" if rep else "-"
+        verdict = "[green]ok[/]" if case.ok else "[red]WRONG[/]: " + "; ".join(case.problems)
+        table.add_row(case.name, score, ", ".join(failed) or "none",
+                      ", ".join(sorted(case.must_fail)) or "none", verdict)
+        console.print(f"{case.name}: {'ok' if case.ok else 'WRONG'}")
+
+    cases = validate(grading=grading, on_case=row)
+    console.print(table)
+    ok = all(c.ok for c in cases)
+    console.print("[green]rubric proven[/]" if ok else "[red]rubric NOT proven[/]")
+    return EXIT_OK if ok else EXIT_NO
+
+
+def _cmd_schema(args, console: Console) -> int:
+    from grader.report import Report
+    from grader.rubric import Rubric
+    from grader.spec import AssignmentSpec
+
+    model = {"report": Report, "spec": AssignmentSpec, "rubric": Rubric}[args.what]
+    sys.stdout.write(json.dumps(model.model_json_schema(), indent=2) + "\n")
+    return EXIT_OK
+
+
+def _cmd_checks(args, console: Console) -> int:
+    from grader.checks import all_checks
+
+    for name, check in all_checks().items():
+        console.print(f"[bold]{name}[/]: {check.doc}")
+        for field, info in check.params_model.model_fields.items():
+            console.print(f"    {field}: {info.description or ''}")
+    return EXIT_OK
+
+
+_COMMANDS = {
+    "grade": _cmd_grade,
+    "check": _cmd_check,
+    "validate": _cmd_validate,
+    "schema": _cmd_schema,
+    "checks": _cmd_checks,
+}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""Run a notebook in a real ipykernel: [init cell] + student cells + [probe cell].
+
+The only module that knows about kernels. It returns what happened per cell and where
+the probe wrote its facts; it decides nothing about points.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Literal
+
+import nbformat
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+from grader.spec import Execution
+
+ExecStatus = Literal["ok", "errors", "timeout", "kernel_died", "not_started"]
+_TIMEOUT_ENAME = "CellTimeoutError"
+
+
+@dataclass
+class CellRecord:
+    index: int  # position in the student's notebook, 0-based
+    status: Literal["ok", "error", "timeout", "skipped"]
+    seconds: float = 0.0
+    error: str | None = None
+    message: str | None = None
+    traceback: str | None = None
+    output: str = ""
+    output_truncated: bool = False
+
+
+@dataclass
+class ExecutionResult:
+    status: ExecStatus
+    reason: str | None
+    cells: list[CellRecord] = field(default_factory=list)
+    probe_error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def cells_run(self) -> int:
+        return sum(1 for c in self.cells if c.status != "skipped")
+
+
+class _ThisPython(KernelSpecManager):
+    """Always this interpreter's ipykernel, whatever kernelspecs the machine has."""
+
+    def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+        return KernelSpec(
+            argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            display_name="grader",
+            language="python",
+        )
+
+
+class _CappedClient(NotebookClient):
+    """Keeps at most ``output_limit`` characters of output per cell (floods stay small)."""
+
+    output_limit = 20_000
+
+    def output(self, outs, msg, display_id, cell_index):  # type: ignore[override]
+        used = getattr(self, "_used", {})
+        self._used = used
+        size = len(json.dumps(msg.get("content", {}).get("data", msg.get("content", {}))))
+        if used.get(cell_index, 0) + size > self.output_limit:
+            self._dropped = getattr(self, "_dropped", set()) | {cell_index}
+            return None
+        used[cell_index] = used.get(cell_index, 0) + size
+        return super().output(outs, msg, display_id, cell_index)
+
+
+def kernel_env(*, workspace: Path, threads: int) -> dict[str, str]:
+    """An allow-listed environment: nothing of the grader's secrets reaches the kernel."""
+    home = workspace / "home"
+    tmp = workspace / "tmp"
+    home.mkdir(exist_ok=True)
+    tmp.mkdir(exist_ok=True)
+    bindir = str(Path(sys.executable).parent)
+    return {
+        "PATH": os.pathsep.join([bindir, "/usr/local/bin", "/usr/bin", "/bin"]),
+        "HOME": str(home),
+        "TMPDIR": str(tmp),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONHASHSEED": "0",
+        "PYTHONUNBUFFERED": "1",
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "OPENBLAS_NUM_THREADS": str(threads),
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": str(tmp),
+        "CUDA_VISIBLE_DEVICES": "",
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        "JUPYTER_PLATFORM_DIRS": "1",
+    }
+
+
+def init_source(*, budget: Execution) -> str:
+    """The injected first cell: load the instrumentation as a private module."""
+    code = files("grader.kernel").joinpath("instrument.py").read_text(encoding="utf-8")
+    config = json.dumps({"seed": budget.seed, "threads": budget.threads, "map_cuda": budget.map_cuda})
+    return (
+        "import sys as _g_sys, types as _g_types\n"
+        "_g_mod = _g_types.ModuleType('_grader_kernel')\n"
+        f"exec(compile({code!r}, '<grader-instrument>', 'exec'), _g_mod.__dict__)\n"
+        "_g_sys.modules['_grader_kernel'] = _g_mod\n"
+        f"_g_mod.install({config!r})\n"
+        "del _g_sys, _g_types, _g_mod\n"
+    )
+
+
+def probe_source(*, facts_dir: Path, nonce: str) -> str:
+    return f"__import__('sys').modules['_grader_kernel'].finish({str(facts_dir)!r}, {nonce!r})\n"
+
+
+def _text_of(outputs: list[Any]) -> str:
+    parts = []
+    for out in outputs:
+        if out.get("output_type") == "stream":
+            parts.append(out.get("text", ""))
+        elif out.get("output_type") in ("execute_result", "display_data"):
+            data = out.get("data", {})
+            if "text/plain" in data:
+                parts.append(str(data["text/plain"]) + "\n")
+    return "".join(parts)
+
+
+def _trim(text: str, limit: int) -> tuple[str, bool]:
+    if len(text) <= limit:
+        return text, False
+    head = text[: limit // 2]
+    tail = text[-limit // 2 :]
+    return f"{head}\n… [{len(text) - limit} characters cut] …\n{tail}", True
+
+
+def execute_notebook(
+    *,
+    nb: nbformat.NotebookNode,
+    workdir: Path,
+    workspace: Path,
+    facts_dir: Path,
+    nonce: str,
+    budget: Execution,
+) -> ExecutionResult:
+    """Execute ``nb``'s code cells in ``workdir``; the probe writes into ``facts_dir``."""
+    timings: dict[str, float] = {}
+    # nbclient stores each executed cell back at nb.cells[index], so the injected cells
+    # get real positions in a combined notebook: [init] + student cells + [probe].
+    init = nbformat.v4.new_code_cell(init_source(budget=budget))
+    probe = nbformat.v4.new_code_cell(probe_source(facts_dir=facts_dir, nonce=nonce))
+    combined = nbformat.v4.new_notebook(metadata=nb.metadata, cells=[init, *nb.cells, probe])
+    probe_index = len(combined.cells) - 1
+    km = KernelManager(kernel_spec_manager=_ThisPython(), kernel_name="grader")
+    client = _CappedClient(
+        combined,
+        km=km,
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        error_on_timeout={"ename": _TIMEOUT_ENAME, "evalue": "cell timed out", "traceback": []},
+        startup_timeout=int(budget.startup_timeout),
+        iopub_timeout=5,
+        record_timing=False,
+        coalesce_streams=True,
+    )
+    client.output_limit = max(budget.output_limit, 1000)
+    replies: dict[int, dict] = {}
+    client.on_cell_executed = lambda cell, cell_index, execute_reply: replies.__setitem__(
+        cell_index, execute_reply or {}
+    )
+    log = (workspace / "kernel.log").open("wb")
+    result = ExecutionResult(status="ok", reason=None, timings=timings)
+    started = time.monotonic()
+    try:
+        with client.setup_kernel(
+            env=kernel_env(workspace=workspace, threads=budget.threads),
+            cwd=str(workdir),
+            stdout=log,
+            stderr=log,
+        ):
+            timings["kernel_start"] = time.monotonic() - started
+            client.timeout = int(budget.probe_timeout)
+            client.execute_cell(init, 0, store_history=False)
+            init_reply = replies.pop(0, {}).get("content", {})
+            if init_reply.get("status") == "error":
+                result.probe_error = (
+                    f"instrumentation failed: {init_reply.get('ename')}: {init_reply.get('evalue')}"
+                )
+            _run_student_cells(client, combined, budget, replies, result)
+            timings["cells"] = time.monotonic() - started - timings["kernel_start"]
+            if result.status != "kernel_died":
+                probe_started = time.monotonic()
+                client.timeout = int(budget.probe_timeout)
+                try:
+                    client.execute_cell(probe, probe_index, store_history=False)
+                    reply = replies.pop(probe_index, {}).get("content", {})
+                    if reply.get("status") == "error":
+                        result.probe_error = f"{reply.get('ename')}: {reply.get('evalue')}"
+                except (CellTimeoutError, DeadKernelError) as exc:
+                    result.probe_error = f"probe did not finish: {type(exc).__name__}"
+                timings["probe"] = time.monotonic() - probe_started
+    except DeadKernelError:
+        result.status, result.reason = "kernel_died", "the kernel died"
+    except RuntimeError as exc:  # kernel failed to start
+        if "kernel_start" not in timings:
+            result.status, result.reason = "not_started", f"kernel did not start: {exc}"
+        else:
+            raise
+    finally:
+        log.close()
+    timings["execute_total"] = time.monotonic() - started
+    return result
+
+
+def _run_student_cells(client, nb, budget: Execution, replies: dict, result: ExecutionResult) -> None:
+    deadline = time.monotonic() + budget.deadline
+    for position, cell in enumerate(nb.cells[1:-1], start=1):
+        index = position - 1  # the student's own numbering
+        if cell.cell_type != "code":
+            continue
+        if not cell.source.strip():
+            continue
+        if result.status == "kernel_died" or time.monotonic() >= deadline:
+            # After a per-cell timeout later cells still run (training may come later);
+            # past the notebook deadline nothing more does.
+            result.cells.append(CellRecord(index, "skipped"))
+            continue
+        remaining = deadline - time.monotonic()
+        client.timeout = max(1, math.ceil(min(budget.cell_timeout, remaining)))
+        limited_by_deadline = remaining < budget.cell_timeout
+        started = time.monotonic()
+        try:
+            client.execute_cell(cell, position)
+        except DeadKernelError:
+            result.cells.append(CellRecord(index, "error", time.monotonic() - started,
+                                           "DeadKernelError", "the kernel died while this cell ran"))
+            result.status, result.reason = "kernel_died", f"the kernel died in cell {index + 1}"
+            return
+        seconds = time.monotonic() - started
+        reply = replies.pop(position, {}).get("content", {})
+        text, truncated = _trim(_text_of(cell.get("outputs", [])), budget.output_limit)
+        truncated = truncated or position in getattr(client, "_dropped", set())
+        record = CellRecord(index, "ok", seconds, output=text, output_truncated=truncated)
+        if reply.get("status") == "error":
+            if reply.get("ename") == _TIMEOUT_ENAME:
+                record.status = "timeout"
+                record.error = "Timeout"
+                which = "notebook deadline" if limited_by_deadline else "per-cell timeout"
+                limit = budget.deadline if limited_by_deadline else budget.cell_timeout
+                record.message = f"stopped after {seconds:.0f} s ({which} of {limit:g} s)"
+                result.status = "timeout"
+                result.reason = f"cell {index + 1} exceeded the {which} of {limit:g} s"
+            else:
+                record.status = "error"
+                record.error = str(reply.get("ename", "Error"))
+                record.message = str(reply.get("evalue", ""))[:500]
+                tb = "\n".join(reply.get("traceback", []) or [])
+                record.traceback = _strip_ansi(tb)[-3000:]
+                if result.status == "ok":
+                    result.status = "errors"
+        result.cells.append(record)
+
+
+def _strip_ansi(text: str) -> str:
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)

@@ -1,0 +1,83 @@
+"""The contract between the kernel and the host: what the probe writes, validated.
+
+Everything here is *evidence*, written by code running in the student's kernel. The
+host validates its shape (pydantic, ``extra="forbid"``) and its nonce, then decides
+verdicts itself; a file that fails either test is treated as absent evidence.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+FACTS_SCHEMA_VERSION = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModuleInfo(_Strict):
+    name: str = Field(description="Qualified name in the module tree ('' for the root).")
+    type: str = Field(description="Class name of the module.")
+    params: list[str] = Field(description="Names of the parameters the module owns directly.")
+
+
+class GraphFacts(_Strict):
+    final_ops: list[str] = Field(
+        description="Autograd ops between the model's output and its last parameterised op."
+    )
+    last_layer_op: str | None = Field(description="The last parameterised op (e.g. 'addmm').")
+    inner_ops: dict[str, int] = Field(description="Ops below the last layer, with counts.")
+
+
+class RunFacts(_Strict):
+    """What one optimizer did, and the model whose parameters it stepped."""
+
+    index: int
+    optimizer: str
+    model_class: str | None
+    modules: list[ModuleInfo]
+    steps: int = Field(ge=0)
+    step_samples: list[int] = Field(description="Training samples consumed before each step.")
+    step_losses: list[float | None] = Field(
+        description="Mean loss of the backward calls before each step (None: none or NaN)."
+    )
+    nonfinite_losses: int = Field(ge=0)
+    unique_rows: int = Field(ge=0, description="Distinct input rows seen in training.")
+    rows_capped: bool
+    last_seq: int = Field(ge=0, description="Global order of this run's last step.")
+    graph: GraphFacts | None
+    tensors_file: str | None
+
+
+class Facts(_Strict):
+    schema_version: int
+    nonce: str
+    torch_version: str
+    python_version: str
+    notes: list[str]
+    runs: list[RunFacts]
+    pending_forwards_after_last_step: int = 0
+
+
+class FactsError(Exception):
+    """The kernel-side evidence is missing or cannot be trusted."""
+
+
+def load_facts(path: Path, *, nonce: str) -> Facts:
+    """Read and validate ``facts.json``; raise FactsError with a reason otherwise."""
+    if not path.is_file():
+        raise FactsError("evidence missing: the probe cell wrote no facts file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        facts = Facts.model_validate(data)
+    except (ValueError, ValidationError) as exc:
+        raise FactsError(f"evidence malformed: {str(exc).splitlines()[0]}") from None
+    if facts.nonce != nonce:
+        raise FactsError("evidence rejected: the facts file does not carry this run's nonce")
+    if facts.schema_version != FACTS_SCHEMA_VERSION:
+        raise FactsError(f"evidence rejected: facts schema {facts.schema_version}")
+    return facts

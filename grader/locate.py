@@ -1,0 +1,93 @@
+"""Find the notebook to grade inside a submission, and read it safely."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+
+class SubmissionError(Exception):
+    """The submission cannot be graded; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Located:
+    root: Path  # the submission folder (or the notebook's folder for a bare file)
+    notebook: Path
+
+
+def locate_notebook(path: Path, *, patterns: list[str]) -> Located:
+    """A notebook path is used as is; a folder is searched with the spec's patterns.
+
+    Checkpoints and hidden folders are ignored; symlinks are not followed out of the
+    folder. More than one candidate is an error that lists them, never a guess.
+    """
+    if path.is_file():
+        return Located(path.parent, path)
+    if not path.is_dir():
+        raise SubmissionError(f"{path}: no such file or folder")
+    root = path.resolve()
+    found: list[Path] = []
+    for pattern in patterns:
+        for cand in sorted(path.glob(pattern)):
+            rel = cand.relative_to(path)
+            if any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
+                continue
+            if ".ipynb_checkpoints" in rel.parts or not cand.is_file():
+                continue
+            if cand.is_symlink() and not cand.resolve().is_relative_to(root):
+                continue
+            if cand not in found:
+                found.append(cand)
+        if found:
+            break
+    if not found:
+        raise SubmissionError(
+            f"{path}: no notebook matching {', '.join(patterns)}; add your notebook to the "
+            "submission"
+        )
+    if len(found) > 1:
+        names = ", ".join(str(f.relative_to(path)) for f in found)
+        raise SubmissionError(
+            f"{path}: several notebooks could be the one to grade ({names}); keep one, or "
+            "ask your instructor to set notebook_patterns in the assignment spec"
+        )
+    return Located(path, found[0])
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_notebook(path: Path, *, max_mb: float) -> nbformat.NotebookNode:
+    """Read a notebook as nbformat 4, or raise SubmissionError with a clear reason."""
+    size = path.stat().st_size
+    if size > max_mb * 1024 * 1024:
+        raise SubmissionError(
+            f"{path.name}: {size / 1e6:.0f} MB is over the {max_mb:g} MB limit; clear the "
+            "outputs (Kernel > Restart & Clear Output) and save again"
+        )
+    if size == 0:
+        raise SubmissionError(f"{path.name}: the file is empty")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SubmissionError(f"{path.name}: not a text file, so not a notebook") from None
+    try:
+        nb = nbformat.reads(text, as_version=4)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SubmissionError(
+            f"{path.name}: not a readable Jupyter notebook ({first[:200]}); open and save it "
+            "in Jupyter again"
+        ) from None
+    if not any(c.get("cell_type") == "code" for c in nb.get("cells", [])):
+        raise SubmissionError(f"{path.name}: the notebook has no code cells")
+    return nb

@@ -1,0 +1,239 @@
+"""One submission through the pipeline: locate -> workspace -> execute -> facts ->
+checks -> score -> report. Each step is a small function; this module only wires them.
+Whatever goes wrong, the result is a ``Report`` that says why.
+"""
+
+from __future__ import annotations
+
+import platform
+import secrets
+import shutil
+import tempfile
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from grader import __version__
+from grader.checks import Outcome, get_check
+from grader.evidence import CellFailure, Evidence, select_trained_run, tally_params
+from grader.execute import ExecutionResult, execute_notebook
+from grader.facts import FactsError, load_facts
+from grader.locate import Located, SubmissionError, locate_notebook, read_notebook, sha256_of
+from grader.report import CellError, CheckResult, ExecutionSummary, Report, Submission, Versions
+from grader.rubric import Rubric
+from grader.spec import Assignment
+
+_SKIP_DIRS = {".git", ".ipynb_checkpoints", "__pycache__", ".github", "node_modules", ".venv"}
+_MAX_COPY_BYTES = 200 * 1024 * 1024
+
+
+def torch_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("torch")
+    except Exception:
+        return None
+
+
+def versions() -> Versions:
+    return Versions(grader=__version__, torch=torch_version(), python=platform.python_version())
+
+
+def prepare_workspace(*, located: Located, assignment: Assignment, workspace: Path) -> Path:
+    """Copy the submission's files (never symlinks) and the assignment's data into a
+    fresh working directory; the student's own files are never touched in place."""
+    work = workspace / "work"
+    work.mkdir()
+    budget = _MAX_COPY_BYTES
+    root = located.root
+    for src in sorted(root.rglob("*")):
+        rel = src.relative_to(root)
+        if any(part in _SKIP_DIRS for part in rel.parts) or src.is_symlink() or not src.is_file():
+            continue
+        size = src.stat().st_size
+        if size > budget:
+            continue
+        budget -= size
+        dest = work / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+    for name in assignment.spec.data:
+        src = assignment.path(name)
+        if src.is_file():
+            shutil.copyfile(src, work / Path(name).name)
+    return work
+
+
+def gather_evidence(
+    *, result: ExecutionResult, facts_dir: Path, nonce: str, cells_total: int
+) -> Evidence:
+    failures = [
+        CellFailure(c.index + 1, c.error or "Error", c.message or "")
+        for c in result.cells
+        if c.status in ("error", "timeout")
+    ]
+    base = Evidence(
+        cell_failures=failures,
+        execution_status=result.status,
+        execution_reason=result.reason,
+        cells_total=cells_total,
+        cells_run=result.cells_run,
+    )
+    try:
+        facts = load_facts(facts_dir / "facts.json", nonce=nonce)
+    except FactsError as exc:
+        reason = str(exc)
+        if result.probe_error:
+            reason = f"{reason} ({result.probe_error})"
+        if result.status == "kernel_died":
+            reason = "evidence missing: the kernel died before the probe ran"
+        return replace(base, facts_error=reason)
+    run = select_trained_run(facts)
+    tally, tally_error = None, None
+    if run is not None:
+        if run.tensors_file and "/" not in run.tensors_file and "\\" not in run.tensors_file:
+            try:
+                tally = tally_params(facts_dir / run.tensors_file, run)
+            except (ValueError, OSError) as exc:
+                tally_error = str(exc)
+        else:
+            tally_error = "evidence missing: no tensors were saved for the trained model"
+    return replace(base, facts=facts, run=run, tally=tally, tally_error=tally_error)
+
+
+def run_checks(
+    *, evidence: Evidence, rubric: Rubric, params: dict[str, BaseModel]
+) -> list[CheckResult]:
+    results = []
+    for item in rubric.items:
+        check = get_check(item.check)
+        try:
+            outcome = check.func(evidence, params[item.id])
+        except Exception as exc:  # a bug in a check must not sink the report
+            outcome = Outcome.errored(f"check crashed: {type(exc).__name__}: {exc}")
+        results.append(score_item(item=item, outcome=outcome))
+    return results
+
+
+def score_item(*, item, outcome: Outcome) -> CheckResult:
+    fraction = min(max(outcome.fraction, 0.0), 1.0) if outcome.status != "error" else 0.0
+    return CheckResult(
+        id=item.id,
+        check=item.check,
+        title=item.title,
+        status=outcome.status,
+        score=round(item.points * fraction, 2),
+        max_score=item.points,
+        message=outcome.message,
+        hint="" if outcome.status == "pass" else item.hint,
+        evidence=outcome.evidence,
+    )
+
+
+def summarise_execution(*, result: ExecutionResult, evidence: Evidence) -> ExecutionSummary:
+    return ExecutionSummary(
+        status=result.status,
+        reason=result.reason,
+        cells_total=evidence.cells_total,
+        cells_run=result.cells_run,
+        cell_errors=[
+            CellError(cell=c.index + 1, error=c.error or "Error", message=c.message or "",
+                      traceback=c.traceback)
+            for c in result.cells
+            if c.status in ("error", "timeout")
+        ],
+        warnings=list(evidence.facts.notes) if evidence.facts else [],
+        output_truncated_cells=[c.index + 1 for c in result.cells if c.output_truncated],
+        evidence_error=evidence.facts_error,
+    )
+
+
+def error_report(
+    *, assignment: Assignment, rubric: Rubric, path: Path, reason: str,
+    located: Located | None = None, timings: dict[str, float] | None = None,
+) -> Report:
+    """A submission that could not be graded: every item listed, zero points, the reason."""
+    checks = [
+        CheckResult(id=i.id, check=i.check, title=i.title, status="error", score=0,
+                    max_score=i.points, message=f"not graded: {reason}", hint=i.hint)
+        for i in rubric.items
+    ]
+    return Report(
+        assignment=assignment.id,
+        submission=_submission(path, located),
+        status="error",
+        error=reason,
+        score=0,
+        max_score=rubric.max_score,
+        checks=checks,
+        execution=ExecutionSummary(status="not_run", reason=reason),
+        versions=versions(),
+        timings=timings or {},
+        graded_at=_now(),
+    )
+
+
+def _submission(path: Path, located: Located | None) -> Submission:
+    if located is None:
+        return Submission(path=str(path))
+    try:
+        rel = str(located.notebook.relative_to(path)) if path.is_dir() else located.notebook.name
+    except ValueError:
+        rel = located.notebook.name
+    digest = sha256_of(located.notebook) if located.notebook.is_file() else None
+    return Submission(path=str(path), notebook=rel, sha256=digest)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def grade_submission(
+    *, path: Path, assignment: Assignment, rubric: Rubric, params: dict[str, BaseModel],
+    notebook_patterns: list[str] | None = None,
+) -> Report:
+    """Grade one submission (a notebook file or a folder). Never raises for bad input."""
+    t0 = time.monotonic()
+    timings: dict[str, float] = {}
+    try:
+        located = locate_notebook(path, patterns=notebook_patterns or assignment.spec.notebook_patterns)
+        nb = read_notebook(located.notebook, max_mb=assignment.spec.execution.max_notebook_mb)
+    except SubmissionError as exc:
+        return error_report(assignment=assignment, rubric=rubric, path=path, reason=str(exc))
+    except OSError as exc:
+        return error_report(assignment=assignment, rubric=rubric, path=path,
+                            reason=f"{path}: cannot read ({exc.strerror or exc})")
+    timings["locate"] = time.monotonic() - t0
+    with tempfile.TemporaryDirectory(prefix="grader-") as tmp:
+        workspace = Path(tmp)
+        work = prepare_workspace(located=located, assignment=assignment, workspace=workspace)
+        nonce = secrets.token_hex(16)
+        facts_dir = workspace / f"facts-{nonce}"
+        result = execute_notebook(
+            nb=nb, workdir=work, workspace=workspace, facts_dir=facts_dir, nonce=nonce,
+            budget=assignment.spec.execution,
+        )
+        timings.update(result.timings)
+        t1 = time.monotonic()
+        cells_total = sum(1 for c in nb.cells if c.cell_type == "code" and c.source.strip())
+        evidence = gather_evidence(result=result, facts_dir=facts_dir, nonce=nonce,
+                                   cells_total=cells_total)
+    checks = run_checks(evidence=evidence, rubric=rubric, params=params)
+    timings["checks"] = time.monotonic() - t1
+    timings["total"] = time.monotonic() - t0
+    return Report(
+        assignment=assignment.id,
+        submission=_submission(path, located),
+        status="graded",
+        score=round(sum(c.score for c in checks), 2),
+        max_score=rubric.max_score,
+        checks=checks,
+        execution=summarise_execution(result=result, evidence=evidence),
+        versions=versions(),
+        timings={k: round(v, 3) for k, v in timings.items()},
+        graded_at=_now(),
+    )

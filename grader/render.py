@@ -1,0 +1,88 @@
+"""Render reports: JSON, the gradebook CSV, and the terminal views. The only module
+that knows about output formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from grader.report import Report
+from grader.rubric import Rubric
+
+_MARK = {"pass": "✓", "fail": "✗", "error": "!", "skipped": "-"}
+_STYLE = {"pass": "green", "fail": "red", "error": "yellow", "skipped": "dim"}
+
+
+def report_json(report: Report) -> str:
+    return report.model_dump_json(indent=2) + "\n"
+
+
+def gradebook_csv(reports: Mapping[str, Report], *, rubric: Rubric) -> str:
+    """One row per submission, one column per rubric item, then total and status."""
+    buf = io.StringIO()
+    ids = [item.id for item in rubric.items]
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["submission", "notebook", "status", *ids, "score", "max_score", "error"])
+    for name, rep in reports.items():
+        by_id = {c.id: c.score for c in rep.checks}
+        writer.writerow([
+            name, rep.submission.notebook or "", rep.status,
+            *[by_id.get(i, "") for i in ids], rep.score, rep.max_score, rep.error or "",
+        ])
+    return buf.getvalue()
+
+
+def _fmt(points: float) -> str:
+    return f"{points:g}"
+
+
+def check_table(report: Report, *, title: str | None = None) -> Table:
+    """The student view: one row per rubric item with ✓/✗, points, what was measured."""
+    table = Table(title=title or f"{report.assignment}: {report.submission.notebook or report.submission.path}",
+                  show_lines=True, expand=True)
+    table.add_column("", width=1)
+    table.add_column("item", ratio=2)
+    table.add_column("points", justify="right", no_wrap=True)
+    table.add_column("result", ratio=5)
+    for c in report.checks:
+        body = Text(c.message)
+        if c.hint:
+            body.append(f"\nhint: {c.hint}", style="italic")
+        table.add_row(Text(_MARK[c.status], style=_STYLE[c.status]), c.title,
+                      f"{_fmt(c.score)}/{_fmt(c.max_score)}", body)
+    return table
+
+
+def print_check(report: Report, *, console: Console) -> None:
+    if report.status == "error":
+        console.print(f"[bold red]Could not grade:[/] {report.error}")
+    console.print(check_table(report))
+    ex = report.execution
+    for warning in ex.warnings:
+        console.print(f"[yellow]note:[/] {warning}")
+    if ex.evidence_error and report.status != "error":
+        console.print(f"[yellow]note:[/] {ex.evidence_error}")
+    console.print(f"[bold]Total: {_fmt(report.score)}/{_fmt(report.max_score)}[/]")
+
+
+def batch_table(reports: Mapping[str, Report], *, rubric: Rubric) -> Table:
+    table = Table(title="gradebook")
+    table.add_column("submission")
+    for item in rubric.items:
+        table.add_column(item.id, justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("status")
+    for name, rep in reports.items():
+        by_id = {c.id: c for c in rep.checks}
+        cells = []
+        for item in rubric.items:
+            c = by_id.get(item.id)
+            cells.append(Text(_fmt(c.score), style=_STYLE[c.status]) if c else Text("-"))
+        table.add_row(name, *cells, f"{_fmt(rep.score)}/{_fmt(rep.max_score)}",
+                      Text(rep.status, style="green" if rep.status == "graded" else "red"))
+    return table

@@ -1,0 +1,82 @@
+"""The one ``Report`` per submission. Every output format is rendered from it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REPORT_SCHEMA_VERSION = 1
+
+CheckStatus = Literal["pass", "fail", "error", "skipped"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CheckResult(_Model):
+    id: str = Field(description="Rubric item id (stable across runs).")
+    check: str = Field(description="Registered check that produced the result.")
+    title: str
+    status: CheckStatus
+    score: float = Field(ge=0)
+    max_score: float = Field(ge=0)
+    message: str = Field(description="What was measured, in words a student can act on.")
+    hint: str = Field("", description="Rubric hint, shown when the item does not pass.")
+    evidence: dict[str, Any] = Field(default_factory=dict, description="Measured values.")
+
+
+class CellError(_Model):
+    cell: int = Field(description="Position of the cell in the notebook, 1-based.")
+    error: str = Field(description="Exception name, or 'Timeout'.")
+    message: str
+    traceback: str | None = None
+
+
+class ExecutionSummary(_Model):
+    status: Literal["ok", "errors", "timeout", "kernel_died", "not_started", "not_run"]
+    reason: str | None = None
+    cells_total: int = 0
+    cells_run: int = 0
+    cell_errors: list[CellError] = Field(default_factory=list)
+    warnings: list[str] = Field(
+        default_factory=list, description="Things the grader adjusted, e.g. CUDA calls run on CPU."
+    )
+    output_truncated_cells: list[int] = Field(default_factory=list)
+    evidence_error: str | None = Field(
+        None, description="Why the kernel-side evidence is missing, if it is."
+    )
+
+
+class Submission(_Model):
+    path: str = Field(description="What was passed to the grader.")
+    notebook: str | None = Field(None, description="The notebook graded, relative to `path`.")
+    sha256: str | None = Field(None, description="sha256 of the notebook file graded.")
+
+
+class Versions(_Model):
+    grader: str
+    torch: str | None = None
+    python: str
+
+
+class Report(_Model):
+    schema_version: int = REPORT_SCHEMA_VERSION
+    assignment: str
+    submission: Submission
+    status: Literal["graded", "error"] = Field(
+        description="'error' if the submission could not be graded at all (see `error`)."
+    )
+    error: str | None = None
+    score: float = Field(ge=0)
+    max_score: float = Field(ge=0)
+    checks: list[CheckResult]
+    execution: ExecutionSummary
+    versions: Versions
+    timings: dict[str, float] = Field(default_factory=dict, description="Seconds per stage.")
+    graded_at: str = Field(description="UTC time the report was made (ISO 8601).")
+
+    @property
+    def passed_all(self) -> bool:
+        return self.status == "graded" and all(c.status == "pass" for c in self.checks)
