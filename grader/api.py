@@ -68,10 +68,17 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; reports are for sharing
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def grade(
@@ -102,5 +109,20 @@ def grade(
                 on_report(name, report)
     ordered = {n: reports[n] for n in names}
     if out_dir is not None:
-        write_atomic(out_dir / "summary.csv", gradebook_csv(ordered, rubric=grading.rubric))
+        book = read_reports(out_dir, assignment=grading.assignment.id)
+        write_atomic(out_dir / "summary.csv", gradebook_csv(book, rubric=grading.rubric))
     return ordered
+
+
+def read_reports(out_dir: Path, *, assignment: str) -> dict[str, Report]:
+    """Every valid report of ``assignment`` in ``out_dir``: the gradebook covers earlier
+    runs into the same folder too, so grading a few submissions again loses no rows."""
+    found: dict[str, Report] = {}
+    for path in sorted(out_dir.glob("*.json")):
+        try:
+            rep = Report.model_validate_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if rep.assignment == assignment:
+            found[path.stem] = rep
+    return found

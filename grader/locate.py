@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,22 @@ class SubmissionError(Exception):
 class Located:
     root: Path  # the submission folder (or the notebook's folder for a bare file)
     notebook: Path
+    note: str | None = None  # how an ambiguity was resolved, shown in the report
+
+
+def _has_code(path: Path, max_bytes: int = 50 * 1024 * 1024) -> bool:
+    """Whether a notebook holds any non-empty code cell (cheap, tolerant read)."""
+    try:
+        if path.stat().st_size > max_bytes:
+            return True  # too big to peek at: keep it a candidate, read_notebook refuses it
+        data = json.loads(path.read_text(encoding="utf-8"))
+        for cell in data.get("cells", []):
+            src = cell.get("source", "")
+            if cell.get("cell_type") == "code" and "".join(src).strip():
+                return True
+    except (OSError, ValueError, AttributeError, TypeError):
+        return False
+    return False
 
 
 def locate_notebook(path: Path, *, patterns: list[str]) -> Located:
@@ -49,6 +67,15 @@ def locate_notebook(path: Path, *, patterns: list[str]) -> Located:
             f"{path}: no notebook matching {', '.join(patterns)}; add your notebook to the "
             "submission"
         )
+    if len(found) > 1:
+        # A notebook of markdown answers next to the code notebook is common; only a
+        # notebook with code can be the one to execute.
+        with_code = [f for f in found if _has_code(f)]
+        if len(with_code) == 1:
+            others = ", ".join(str(f.relative_to(path)) for f in found if f != with_code[0])
+            return Located(path, with_code[0], note=(
+                f"graded {with_code[0].relative_to(path)}: the only notebook with code "
+                f"({others} has none)"))
     if len(found) > 1:
         names = ", ".join(str(f.relative_to(path)) for f in found)
         raise SubmissionError(
@@ -88,6 +115,11 @@ def read_notebook(path: Path, *, max_mb: float) -> nbformat.NotebookNode:
             f"{path.name}: not a readable Jupyter notebook ({first[:200]}); open and save it "
             "in Jupyter again"
         ) from None
+    # Notebooks saved before nbformat 4.5 have no cell ids; add them so validation is quiet.
+    for cell in nb.get("cells", []):
+        if "id" not in cell:
+            cell["id"] = uuid.uuid4().hex[:8]
+    nb.nbformat_minor = max(nb.get("nbformat_minor", 0), 5)
     if not any(c.get("cell_type") == "code" for c in nb.get("cells", [])):
         raise SubmissionError(f"{path.name}: the notebook has no code cells")
     return nb

@@ -134,7 +134,9 @@ def score_item(*, item, outcome: Outcome) -> CheckResult:
     )
 
 
-def summarise_execution(*, result: ExecutionResult, evidence: Evidence) -> ExecutionSummary:
+def summarise_execution(
+    *, result: ExecutionResult, evidence: Evidence, located: Located
+) -> ExecutionSummary:
     return ExecutionSummary(
         status=result.status,
         reason=result.reason,
@@ -146,7 +148,8 @@ def summarise_execution(*, result: ExecutionResult, evidence: Evidence) -> Execu
             for c in result.cells
             if c.status in ("error", "timeout")
         ],
-        warnings=list(evidence.facts.notes) if evidence.facts else [],
+        warnings=([located.note] if located.note else [])
+        + (list(evidence.facts.notes) if evidence.facts else []),
         output_truncated_cells=[c.index + 1 for c in result.cells if c.output_truncated],
         evidence_error=evidence.facts_error,
     )
@@ -232,7 +235,7 @@ def grade_submission(
         score=round(sum(c.score for c in checks), 2),
         max_score=rubric.max_score,
         checks=checks,
-        execution=summarise_execution(result=result, evidence=evidence),
+        execution=summarise_execution(result=result, evidence=evidence, located=located),
         versions=versions(),
         timings={k: round(v, 3) for k, v in timings.items()},
         graded_at=_now(),

@@ -1,0 +1,109 @@
+"""Real kernels on fixture notebooks written for the project (see fixtures/notebooks.py)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from grader.report import Report
+from tests.fixtures.notebooks import ALL, BY_NAME, FIXTURES
+
+pytestmark = pytest.mark.kernel
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=lambda f: f.name)
+def test_fixture_verdicts(graded, fixture):
+    report: Report = graded[fixture.name]
+    assert report.status == "graded", report.error
+    statuses = {c.id: c.status for c in report.checks}
+    assert [c.id for c in report.checks] == ALL
+    for item in ALL:
+        if item in fixture.fails:
+            assert statuses[item] in ("fail", "error"), (item, report.checks)
+        else:
+            assert statuses[item] == "pass", (item, [c.message for c in report.checks if c.id == item])
+    by_id = {c.id: c for c in report.checks}
+    for item, expected in fixture.evidence.items():
+        for key, value in expected.items():
+            assert by_id[item].evidence.get(key) == value, (item, key, by_id[item].evidence)
+    for text in fixture.warnings:
+        assert text in report.execution.warnings
+    assert report.score == sum(c.score for c in report.checks)
+    assert report.max_score == 150
+
+
+def test_no_training_says_why(graded):
+    for name in ("no_model", "printed_log_no_training"):
+        for check in graded[name].checks[:5]:
+            assert check.status == "fail"
+            assert "no model was trained" in check.message
+
+
+def test_import_error_is_named_and_model_still_graded(graded):
+    report = graded["import_error_early"]
+    [err] = report.execution.cell_errors
+    assert err.cell == 2 and err.error == "ModuleNotFoundError"
+    assert "a_module_that_does_not_exist" in err.message
+    assert report.score == 140
+
+
+def test_param_message_lists_layers(graded):
+    msg = next(c for c in graded["params_45_learned_scale"].checks if c.id == "param_count").message
+    assert "45 trainable parameters; the task asks for 44" in msg
+    assert "lin1 (Linear) 15" in msg and "lin2 (Linear) 24" in msg
+    shared = next(c for c in graded["layer_registered_twice"].checks if c.id == "param_count")
+    assert "h2.weight = h1.weight" in shared.evidence["shared"]
+
+
+def test_same_notebook_twice_gives_identical_results(graded):
+    a, b = graded["solution_full_batch"], graded["solution_again"]
+    assert [c.model_dump() for c in a.checks] == [c.model_dump() for c in b.checks]
+    assert a.score == b.score == 150
+
+
+def test_reports_and_gradebook_written(graded):
+    out: Path = graded["_out_dir"]
+    for fixture in FIXTURES:
+        data = json.loads((out / f"{fixture.name}.json").read_text())
+        assert Report.model_validate(data).assignment == "01-very-basics"
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert len(rows) == len(FIXTURES) + 1
+    row = next(r for r in rows if r["submission"] == "epochs_2000")
+    assert row["epochs"] == "0.0" and row["param_count"] == "40.0" and row["status"] == "graded"
+
+
+def normalised(report: Report) -> dict:
+    """Drop what legitimately varies between runs and machines."""
+    data = report.model_dump(mode="json")
+    for key in ("timings", "graded_at", "versions"):
+        data.pop(key)
+    data["submission"] = {"notebook": data["submission"]["notebook"]}
+    for cell in data["execution"]["cell_errors"]:
+        cell.pop("traceback", None)
+
+    def rounded(value):
+        if isinstance(value, float):
+            return round(value, 3)
+        if isinstance(value, dict):
+            return {k: rounded(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [rounded(v) for v in value]
+        return value
+
+    return rounded(data)
+
+
+@pytest.mark.parametrize("name", sorted(BY_NAME))
+def test_golden_report(graded, name):
+    """Set GRADER_UPDATE_GOLDEN=1 to rewrite tests/golden after an intended change."""
+    path = GOLDEN / f"{name}.json"
+    current = normalised(graded[name])
+    if os.environ.get("GRADER_UPDATE_GOLDEN") == "1":
+        path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    assert path.is_file(), f"no golden report for {name}: run with GRADER_UPDATE_GOLDEN=1"
+    assert current == json.loads(path.read_text())
