@@ -202,13 +202,15 @@ def grade_submission(
     """Grade one submission (a notebook file or a folder). Never raises for bad input."""
     t0 = time.monotonic()
     timings: dict[str, float] = {}
+    located: Located | None = None
     try:
         located = locate_notebook(path, patterns=notebook_patterns or assignment.spec.notebook_patterns)
         nb = read_notebook(located.notebook, max_mb=assignment.spec.execution.max_notebook_mb)
     except SubmissionError as exc:
-        return error_report(assignment=assignment, rubric=rubric, path=path, reason=str(exc))
+        return error_report(assignment=assignment, rubric=rubric, path=path, reason=str(exc),
+                            located=located)
     except OSError as exc:
-        return error_report(assignment=assignment, rubric=rubric, path=path,
+        return error_report(assignment=assignment, rubric=rubric, path=path, located=located,
                             reason=f"{path}: cannot read ({exc.strerror or exc})")
     timings["locate"] = time.monotonic() - t0
     with tempfile.TemporaryDirectory(prefix="grader-") as tmp:

@@ -1,0 +1,36 @@
+# Two entry points that work on a fresh machine:
+#   make examples   set up .venv, then grade the bundled example submissions into reports/
+#   make test       set up .venv, then run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_VERSION ?= 2.13.0
+# PyTorch's CPU wheels: a plain `pip install torch` on Linux is a multi-GB CUDA build.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup examples test validate corpus clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# torch first, alone, so that nothing later resolves another (CUDA) build
+	$(BIN)/pip install --retries 1 --extra-index-url $(TORCH_INDEX) torch==$(TORCH_VERSION)
+	$(BIN)/pip install -e '.[notebooks,test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+examples: setup
+	$(BIN)/grader grade examples/* --assignment 01-very-basics --out reports --jobs 2
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+validate: setup
+	$(BIN)/grader validate 01-very-basics
+
+corpus: setup
+	$(BIN)/python benchmarks/corpus_agreement.py --corpus ../shared/corpus
+
+clean:
+	rm -rf $(VENV) reports benchmarks/results

@@ -1,0 +1,34 @@
+"""Hand-built facts and evidence for kernel-free tests."""
+
+from __future__ import annotations
+
+from grader.evidence import Evidence, ParamTally
+from grader.facts import Facts, GraphFacts, ModuleInfo, RunFacts
+
+
+def run(*, steps_samples=None, losses=None, final_ops=(), inner=None, unique_rows=4,
+        index=0, last_seq=None, model_class="Net", nonfinite=0) -> RunFacts:
+    samples = steps_samples if steps_samples is not None else [4] * 2001
+    return RunFacts(
+        index=index, optimizer="SGD", model_class=model_class,
+        modules=[ModuleInfo(name="", type=model_class, params=[]),
+                 ModuleInfo(name="lin1", type="Linear", params=["weight", "bias"])],
+        steps=len(samples), step_samples=samples,
+        step_losses=losses if losses is not None else [1.0 / (i + 1) for i in range(len(samples))],
+        nonfinite_losses=nonfinite, unique_rows=unique_rows, rows_capped=False,
+        last_seq=last_seq if last_seq is not None else len(samples),
+        graph=GraphFacts(final_ops=list(final_ops), last_layer_op="addmm",
+                         inner_ops=inner if inner is not None else {"tanh": 2, "addmm": 2}),
+        tensors_file="tensors-0.pt",
+    )
+
+
+def facts(*runs: RunFacts, notes=()) -> Facts:
+    return Facts(schema_version=1, nonce="n", torch_version="2", python_version="3.11",
+                 notes=list(notes), runs=list(runs))
+
+
+def evidence(the_run: RunFacts | None = None, *, total=44, **kw) -> Evidence:
+    f = facts(*( [the_run] if the_run else []))
+    tally = ParamTally(total=total, layers=[("lin1", "Linear", total)], shared=[]) if the_run else None
+    return Evidence(facts=f, run=the_run, tally=tally, **kw)

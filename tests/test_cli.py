@@ -1,0 +1,43 @@
+"""The CLI is thin: exit codes and messages, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+
+from grader.cli import main
+
+
+def test_schema_report_is_json_schema(capsys):
+    assert main(["schema", "report"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["title"] == "Report" and "checks" in schema["properties"]
+
+
+def test_unknown_assignment_exits_2_with_message(capsys, tmp_path):
+    assert main(["grade", str(tmp_path), "-a", "no-such-assignment", "-o", str(tmp_path / "o")]) == 2
+    assert "no-such-assignment" in capsys.readouterr().err
+
+
+def test_check_on_broken_file_exits_1_without_traceback(capsys, tmp_path):
+    bad = tmp_path / "broken.ipynb"
+    bad.write_text("{")
+    assert main(["check", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "Could not grade" in out and "Traceback" not in out
+
+
+def test_grade_writes_error_reports_for_bad_inputs(tmp_path):
+    bad = tmp_path / "empty.ipynb"
+    bad.write_text("")
+    out = tmp_path / "out"
+    assert main(["grade", str(bad), str(tmp_path / "missing"), "-a", "01-very-basics", "-o", str(out)]) == 1
+    assert json.loads((out / "empty.json").read_text())["status"] == "error"
+    assert json.loads((out / "missing.json").read_text())["status"] == "error"
+    assert (out / "summary.csv").read_text().count("\n") == 3
+
+
+def test_checks_lists_builtins(capsys):
+    assert main(["checks"]) == 0
+    out = capsys.readouterr().out
+    for name in ("param_count", "final_activation_removed", "epochs", "loss_decreased"):
+        assert name in out
