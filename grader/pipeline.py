@@ -5,8 +5,11 @@ Whatever goes wrong, the result is a ``Report`` that says why.
 
 from __future__ import annotations
 
+import importlib
 import platform
 import secrets
+import sys
+import threading
 import shutil
 import tempfile
 import time
@@ -28,6 +31,19 @@ from grader.spec import Assignment
 
 _SKIP_DIRS = {".git", ".ipynb_checkpoints", "__pycache__", ".github", "node_modules", ".venv"}
 _MAX_COPY_BYTES = 200 * 1024 * 1024
+
+
+def warm_host_torch() -> None:
+    """Import torch on the host in the background while the kernel runs: the host
+    needs it only at the end (weights-only load of the saved tensors), and a cold
+    import costs about a second on the critical path otherwise."""
+    global _warming
+    if _warming is None and "torch" not in sys.modules:
+        _warming = threading.Thread(target=importlib.import_module, args=("torch",), daemon=True)
+        _warming.start()
+
+
+_warming: threading.Thread | None = None
 
 
 def torch_version() -> str | None:
@@ -202,6 +218,7 @@ def grade_submission(
     """Grade one submission (a notebook file or a folder). Never raises for bad input."""
     t0 = time.monotonic()
     timings: dict[str, float] = {}
+    warm_host_torch()
     located: Located | None = None
     try:
         located = locate_notebook(path, patterns=notebook_patterns or assignment.spec.notebook_patterns)

@@ -147,24 +147,27 @@ class Recorder:
         self.notes: list[str] = []
         self.hook_handles = []
         self.in_backward = False
+        self.rows_full = False
+        self.owned_cache: dict[int, tuple] = {}
+        self.opt_cache: dict[int, tuple] = {}
 
     # -- bookkeeping -------------------------------------------------------------
     def note(self, text: str) -> None:
         if text not in self.notes and len(self.notes) < 50:
             self.notes.append(text)
 
-    def pre_forward(self, module, args):
-        self.depth += 1
-
-    def post_forward(self, module, args, output):
-        self.depth = max(0, self.depth - 1)
-        if self.depth or not torch.is_grad_enabled():
-            return None
+    def root_forward(self, module, args, output):
+        """A top-level module call ended (not nested in another module's forward)."""
+        if not torch.is_grad_enabled():
+            return
+        state = module.__dict__
+        if not state.get("_parameters") and not state.get("_modules"):
+            return  # a loss or other parameterless module
         out = output
         if isinstance(out, (tuple, list)):
             out = next((o for o in out if isinstance(o, torch.Tensor)), None)
         if not isinstance(out, torch.Tensor) or not out.requires_grad:
-            return None
+            return
         x = args[0] if args and isinstance(args[0], torch.Tensor) else None
         # An input that carries a graph is an intermediate value (a layer called on
         # another layer's output): it brings no new samples.
@@ -176,34 +179,41 @@ class Recorder:
 
         def _mark_used(grad, fwd=fwd):
             fwd.used = True
-            return None
 
         try:
             out.register_hook(_mark_used)
         except RuntimeError:
-            return None
+            return
         if len(self.pending) >= self.max_pending:
             del self.pending[: self.max_pending // 2]
         self.pending.append(fwd)
-        return None
 
     def _rows(self, x):
         """How many samples a batch holds, and a hash of each (to size the data set)."""
         t = x.detach()
-        if t.dim() <= 1:
-            n, flat = 1, t.reshape(1, -1)
-        else:
-            n, flat = int(t.shape[0]), t.reshape(t.shape[0], -1)
+        n = 1 if t.dim() <= 1 else int(t.shape[0])
+        if self.rows_full:
+            return n, ()
         try:
-            arr = flat.to("cpu", torch.float64).contiguous().numpy()
-            rows = tuple(zlib.crc32(arr[i].tobytes()) for i in range(arr.shape[0]))
+            arr = t.cpu().contiguous().numpy().reshape(n, -1)
+            rows = tuple(zlib.crc32(arr[i].tobytes()) for i in range(n))
         except Exception:  # exotic dtypes: size only
             rows = ()
         return n, rows
 
+    def owned(self, module) -> set[int]:
+        """ids of a module's parameters; cached, refreshed every 1024 steps."""
+        key = id(module)
+        hit = self.owned_cache.get(key)
+        if hit is None or hit[0] is not module or self.seq - hit[2] > 1024:
+            hit = (module, {id(p) for _, p in _named_tensors(module)}, self.seq)
+            self.owned_cache[key] = hit
+        return hit[1]
+
     def record_backward(self, tensor):
         try:
-            value = float(tensor.detach().float().mean())
+            t = tensor.detach()
+            value = t.item() if t.numel() == 1 else float(t.float().mean())
         except Exception:
             value = float("nan")
         self.pending_losses.append(value)
@@ -213,19 +223,20 @@ class Recorder:
         if run is None or run.optimizer is not optimizer:
             run = _Run(optimizer, len(self.runs))
             self.runs[id(optimizer)] = run
-        opt_ids = {id(p) for p in _optimizer_params(optimizer)}
+        cached = self.opt_cache.get(id(optimizer))
+        if cached is None or cached[0] is not optimizer or run.steps % 1024 == 0:
+            cached = (optimizer, {id(p) for p in _optimizer_params(optimizer)})
+            self.opt_cache[id(optimizer)] = cached
+        opt_ids = cached[1]
         samples = 0
         for fwd in self.pending:
-            if not fwd.used:
-                continue
-            own = {id(p) for _, p in _named_tensors(fwd.module)}
-            if not (own & opt_ids):
+            if not fwd.used or not (self.owned(fwd.module) & opt_ids):
                 continue
             samples += fwd.samples
             if len(run.rows) < self.max_rows:
                 run.rows.update(fwd.rows)
             else:
-                run.rows_capped = True
+                run.rows_capped = self.rows_full = True
             run.module = fwd.module
             run.grad_fn = fwd.grad_fn
         losses = [v for v in self.pending_losses]
@@ -239,8 +250,7 @@ class Recorder:
         self.pending_losses.clear()
 
     def reset_cell(self, *args, **kwargs):
-        # A forward that raised never reached its post-hook; don't let it skew depth.
-        self.depth = 0
+        self.depth = 0  # a KeyboardInterrupt between frames must not leave it raised
 
     # -- analysis at the end -------------------------------------------------------
     def pick_model(self, run):
@@ -466,13 +476,23 @@ def install(config_json: str) -> None:
     rec = Recorder(config)
     RECORDER = rec
     _seed(int(config.get("seed", 0)), int(config.get("threads", 1)))
-    from torch.nn.modules import module as nn_module
     from torch.optim import optimizer as optim_module
 
-    rec.hook_handles.append(nn_module.register_module_forward_pre_hook(rec.pre_forward))
-    rec.hook_handles.append(
-        nn_module.register_module_forward_hook(rec.post_forward, always_call=True)
-    )
+    # Wrapping __call__ (rather than global module hooks, which push every module call
+    # onto torch's slow path) costs one frame per call and tells top-level calls apart.
+    module_call = torch.nn.Module.__call__
+
+    def call(self, *args, **kwargs):
+        rec.depth += 1
+        try:
+            out = module_call(self, *args, **kwargs)
+        finally:
+            rec.depth -= 1
+        if not rec.depth:
+            rec.root_forward(self, args, out)
+        return out
+
+    torch.nn.Module.__call__ = call
     rec.hook_handles.append(optim_module.register_optimizer_step_post_hook(rec.on_step))
 
     tensor_backward = torch.Tensor.backward
