@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import nbformat
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
-from jupyter_client.manager import KernelManager
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
@@ -47,6 +47,7 @@ class ExecutionResult:
     cells: list[CellRecord] = field(default_factory=list)
     probe_error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    reason_is_deadline: bool = False
 
     @property
     def cells_run(self) -> int:
@@ -161,7 +162,7 @@ def execute_notebook(
     probe = nbformat.v4.new_code_cell(probe_source(facts_dir=facts_dir, nonce=nonce))
     combined = nbformat.v4.new_notebook(metadata=nb.metadata, cells=[init, *nb.cells, probe])
     probe_index = len(combined.cells) - 1
-    km = KernelManager(kernel_spec_manager=_ThisPython(), kernel_name="grader")
+    km = AsyncKernelManager(kernel_spec_manager=_ThisPython(), kernel_name="grader")
     client = _CappedClient(
         combined,
         km=km,
@@ -233,6 +234,11 @@ def _run_student_cells(client, nb, budget: Execution, replies: dict, result: Exe
         if result.status == "kernel_died" or time.monotonic() >= deadline:
             # After a per-cell timeout later cells still run (training may come later);
             # past the notebook deadline nothing more does.
+            if result.status != "kernel_died" and not result.reason_is_deadline:
+                result.status = "timeout"
+                result.reason = (f"the notebook deadline of {budget.deadline:g} s was reached; "
+                                 f"cells from {index + 1} on did not run")
+                result.reason_is_deadline = True
             result.cells.append(CellRecord(index, "skipped"))
             continue
         remaining = deadline - time.monotonic()
@@ -260,6 +266,7 @@ def _run_student_cells(client, nb, budget: Execution, replies: dict, result: Exe
                 record.message = f"stopped after {seconds:.0f} s ({which} of {limit:g} s)"
                 result.status = "timeout"
                 result.reason = f"cell {index + 1} exceeded the {which} of {limit:g} s"
+                result.reason_is_deadline = limited_by_deadline
             else:
                 record.status = "error"
                 record.error = str(reply.get("ename", "Error"))

@@ -23,6 +23,20 @@ import zlib
 
 import torch
 
+# Student code may patch builtins (`builtins.sum = ...`) before the probe runs; bind the
+# ones used here now, while they are still the real ones.
+import builtins as _builtins
+
+(sum, len, max, min, any, next, isinstance, id, vars, type, float, int, str, list, dict,
+ set, tuple, sorted, reversed, range, enumerate, zip, iter, hasattr, getattr, open) = (
+    _builtins.sum, _builtins.len, _builtins.max, _builtins.min, _builtins.any, _builtins.next,
+    _builtins.isinstance, _builtins.id, _builtins.vars, _builtins.type, _builtins.float,
+    _builtins.int, _builtins.str, _builtins.list, _builtins.dict, _builtins.set,
+    _builtins.tuple, _builtins.sorted, _builtins.reversed, _builtins.range,
+    _builtins.enumerate, _builtins.zip, _builtins.iter, _builtins.hasattr, _builtins.getattr,
+    _builtins.open,
+)
+
 FACTS_SCHEMA_VERSION = 1
 
 # Autograd nodes that only move or reshape data: they are transparent when we look
