@@ -8,6 +8,7 @@ touching the other or any code.
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from pathlib import Path
 
@@ -121,7 +122,9 @@ def load_assignment(id_or_dir: str | Path, *, search_root: Path | None = None) -
     candidate = Path(id_or_dir)
     if not candidate.is_dir():
         roots = [search_root] if search_root else []
-        roots += [Path.cwd(), Path(__file__).resolve().parent.parent]
+        # the current folder, a source checkout, then the data a wheel installs
+        roots += [Path.cwd(), Path(__file__).resolve().parent.parent,
+                  Path(sys.prefix) / "share" / "nbtorch-grader"]
         for root in roots:
             if root is not None and (root / "assignments" / str(id_or_dir)).is_dir():
                 candidate = root / "assignments" / str(id_or_dir)
