@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -12,6 +13,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from grader.duplicates import find_duplicates
+from grader.overrides import apply_overrides, load_overrides
+from grader.overrides import resolve as resolve_overrides
 from grader.pipeline import grade_submission
 from grader.render import gradebook_csv, report_json
 from grader.report import Report
@@ -87,15 +91,19 @@ def grade(
     grading: Grading,
     out_dir: Path | None = None,
     jobs: int = 1,
+    overrides: Path | None = None,
     on_report: Callable[[str, Report], None] | None = None,
 ) -> dict[str, Report]:
     """Grade many submissions; write ``<out>/<name>.json`` as each finishes and
-    ``<out>/summary.csv`` at the end. One failing submission never stops the batch."""
+    ``<out>/summary.csv`` at the end. One failing submission never stops the batch.
+    TA overrides (the given file, else ``<out>/overrides.toml``) are applied to each."""
     names = unique_names(paths)
     reports: dict[str, Report] = {}
+    in_force = resolve_overrides(given=overrides, out_dir=out_dir)
+    entries = load_overrides(in_force, rubric=grading.rubric) if in_force else []
 
     def one(name: str, path: Path) -> tuple[str, Report]:
-        report = grade_one(path=path, grading=grading)
+        report = apply_overrides(grade_one(path=path, grading=grading), name, entries)
         if out_dir is not None:
             write_atomic(out_dir / f"{name}.json", report_json(report))
         return name, report
@@ -110,7 +118,10 @@ def grade(
     ordered = {n: reports[n] for n in names}
     if out_dir is not None:
         book = read_reports(out_dir, assignment=grading.assignment.id)
-        write_atomic(out_dir / "summary.csv", gradebook_csv(book, rubric=grading.rubric))
+        pairs = find_duplicates(book)
+        write_atomic(out_dir / "summary.csv",
+                     gradebook_csv(book, rubric=grading.rubric, duplicates=pairs))
+        write_atomic(out_dir / "duplicates.json", json.dumps([p.as_dict() for p in pairs], indent=2) + "\n")
     return ordered
 
 

@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="output folder for <submission>.json and summary.csv (default: reports)")
     g.add_argument("-j", "--jobs", type=int, default=1,
                    help="submissions graded in parallel, each in its own kernel (default: 1)")
+    g.add_argument("--overrides", type=Path, default=None,
+                   help="TA overrides (TOML); stored as OUT/overrides.toml and applied to "
+                        "every later grading into OUT")
 
     c = sub.add_parser("check", help="the student view: which checks pass, with hints")
     c.add_argument("notebook", type=Path, help="your notebook, or your repository folder")
@@ -96,7 +99,7 @@ def _cmd_grade(args, console: Console) -> int:
             progress.update(task, advance=1, description=f"{name}: {report.score:g}/{report.max_score:g}")
 
         reports = grade(paths=args.paths, grading=grading, out_dir=args.out,
-                        jobs=args.jobs, on_report=done)
+                        jobs=args.jobs, overrides=args.overrides, on_report=done)
     console.print(batch_table(reports, rubric=grading.rubric))
     console.print(f"reports in {args.out}/ (summary.csv is the gradebook)")
     return EXIT_OK if all(r.status == "graded" for r in reports.values()) else EXIT_NO

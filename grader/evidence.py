@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.answers import Answer
 from grader.facts import Facts, RunFacts
 
 
@@ -55,7 +56,8 @@ class Evidence:
     execution_reason: str | None = None
     cells_total: int = 0
     cells_run: int = 0
-    extras: dict[str, object] = field(default_factory=dict)
+    questions: dict[str, str] = field(default_factory=dict)  # question id -> text
+    answers: dict[str, Answer] = field(default_factory=dict)  # question id -> best answer found
 
 
 def select_trained_run(facts: Facts) -> RunFacts | None:

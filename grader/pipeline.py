@@ -20,6 +20,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from grader import __version__
+from grader.answers import Question, collect_documents, find_answers
 from grader.checks import Outcome, get_check
 from grader.evidence import CellFailure, Evidence, select_trained_run, tally_params
 from grader.execute import ExecutionResult, execute_notebook
@@ -121,6 +122,20 @@ def gather_evidence(
     return replace(base, facts=facts, run=run, tally=tally, tally_error=tally_error)
 
 
+def gather_answers(*, root: Path, assignment: Assignment) -> tuple[dict, dict]:
+    """The written answers in the submission folder (host-side, no kernel)."""
+    qs = assignment.spec.answers.questions
+    if not qs:
+        return {}, {}
+    questions = [Question(q.id, q.text) for q in qs]
+    template = None
+    if assignment.spec.answers.template:
+        path = assignment.path(assignment.spec.answers.template)
+        template = path.read_text(encoding="utf-8") if path.is_file() else None
+    found = find_answers(collect_documents(root), questions, template=template)
+    return {q.id: q.text for q in qs}, found
+
+
 def run_checks(
     *, evidence: Evidence, rubric: Rubric, params: dict[str, BaseModel]
 ) -> list[CheckResult]:
@@ -172,26 +187,28 @@ def summarise_execution(
 
 
 def error_report(
-    *, assignment: Assignment, rubric: Rubric, path: Path, reason: str,
-    located: Located | None = None, timings: dict[str, float] | None = None,
+    *, assignment: Assignment, rubric: Rubric, params: dict[str, BaseModel], path: Path,
+    reason: str, located: Located | None = None,
 ) -> Report:
-    """A submission that could not be graded: every item listed, zero points, the reason."""
-    checks = [
-        CheckResult(id=i.id, check=i.check, title=i.title, status="error", score=0,
-                    max_score=i.points, message=f"not graded: {reason}", hint=i.hint)
-        for i in rubric.items
-    ]
+    """The notebook could not be run: code items say why (status error, no points);
+    written answers in the folder are still graded, they do not depend on the notebook."""
+    evidence = Evidence(facts_error=reason, execution_status="not_run", execution_reason=reason)
+    root = located.root if located else (path if path.is_dir() else None)
+    if root is not None:
+        questions, answers = gather_answers(root=root, assignment=assignment)
+        evidence = replace(evidence, questions=questions, answers=answers)
+    checks = run_checks(evidence=evidence, rubric=rubric, params=params)
     return Report(
         assignment=assignment.id,
         submission=_submission(path, located),
         status="error",
         error=reason,
-        score=0,
+        score=round(sum(c.score for c in checks), 2),
         max_score=rubric.max_score,
         checks=checks,
         execution=ExecutionSummary(status="not_run", reason=reason),
         versions=versions(),
-        timings=timings or {},
+        timings={},
         graded_at=_now(),
     )
 
@@ -224,11 +241,11 @@ def grade_submission(
         located = locate_notebook(path, patterns=notebook_patterns or assignment.spec.notebook_patterns)
         nb = read_notebook(located.notebook, max_mb=assignment.spec.execution.max_notebook_mb)
     except SubmissionError as exc:
-        return error_report(assignment=assignment, rubric=rubric, path=path, reason=str(exc),
-                            located=located)
+        return error_report(assignment=assignment, rubric=rubric, params=params, path=path,
+                            reason=str(exc), located=located)
     except OSError as exc:
-        return error_report(assignment=assignment, rubric=rubric, path=path, located=located,
-                            reason=f"{path}: cannot read ({exc.strerror or exc})")
+        return error_report(assignment=assignment, rubric=rubric, params=params, path=path,
+                            located=located, reason=f"{path}: cannot read ({exc.strerror or exc})")
     timings["locate"] = time.monotonic() - t0
     with tempfile.TemporaryDirectory(prefix="grader-") as tmp:
         workspace = Path(tmp)
@@ -244,6 +261,8 @@ def grade_submission(
         cells_total = sum(1 for c in nb.cells if c.cell_type == "code" and c.source.strip())
         evidence = gather_evidence(result=result, facts_dir=facts_dir, nonce=nonce,
                                    cells_total=cells_total)
+    questions, answers = gather_answers(root=located.root, assignment=assignment)
+    evidence = replace(evidence, questions=questions, answers=answers)
     checks = run_checks(evidence=evidence, rubric=rubric, params=params)
     timings["checks"] = time.monotonic() - t1
     timings["total"] = time.monotonic() - t0

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from grader.duplicates import DuplicatePair
 from grader.report import Report
 from grader.rubric import Rubric
 
@@ -22,17 +23,29 @@ def report_json(report: Report) -> str:
     return report.model_dump_json(indent=2) + "\n"
 
 
-def gradebook_csv(reports: Mapping[str, Report], *, rubric: Rubric) -> str:
-    """One row per submission, one column per rubric item, then total and status."""
+def gradebook_csv(
+    reports: Mapping[str, Report], *, rubric: Rubric, duplicates: Sequence[DuplicatePair] = ()
+) -> str:
+    """One row per submission, one column per rubric item, then total, status, the items
+    a TA should read (needs_review), overridden items and possible duplicates."""
     buf = io.StringIO()
     ids = [item.id for item in rubric.items]
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["submission", "notebook", "status", *ids, "score", "max_score", "error"])
+    writer.writerow(["submission", "notebook", "status", *ids, "score", "max_score",
+                     "needs_review", "overridden", "possible_duplicate", "error"])
+    twins: dict[str, set[str]] = {}
+    for pair in duplicates:
+        twins.setdefault(pair.a, set()).add(pair.b)
+        twins.setdefault(pair.b, set()).add(pair.a)
     for name, rep in reports.items():
         by_id = {c.id: c.score for c in rep.checks}
+        review = [c.id for c in rep.checks if c.evidence.get("needs_review")]
+        overridden = [c.id for c in rep.checks if c.override is not None]
         writer.writerow([
             name, rep.submission.notebook or "", rep.status,
-            *[by_id.get(i, "") for i in ids], rep.score, rep.max_score, rep.error or "",
+            *[by_id.get(i, "") for i in ids], rep.score, rep.max_score,
+            " ".join(review), " ".join(overridden), " ".join(sorted(twins.get(name, ()))),
+            rep.error or "",
         ])
     return buf.getvalue()
 
@@ -51,6 +64,9 @@ def check_table(report: Report, *, title: str | None = None) -> Table:
     table.add_column("result", ratio=5)
     for c in report.checks:
         body = Text(c.message)
+        if c.override is not None:
+            body.append(f"\nset to {_fmt(c.override.points)} by {c.override.by}: {c.override.comment}",
+                        style="bold")
         if c.hint:
             body.append(f"\nhint: {c.hint}", style="italic")
         table.add_row(Text(_MARK[c.status], style=_STYLE[c.status]), c.title,

@@ -15,6 +15,12 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Override(_Model):
+    points: float = Field(ge=0, description="Points set by the TA.")
+    by: str
+    comment: str = ""
+
+
 class CheckResult(_Model):
     id: str = Field(description="Rubric item id (stable across runs).")
     check: str = Field(description="Registered check that produced the result.")
@@ -25,6 +31,10 @@ class CheckResult(_Model):
     message: str = Field(description="What was measured, in words a student can act on.")
     hint: str = Field("", description="Rubric hint, shown when the item does not pass.")
     evidence: dict[str, Any] = Field(default_factory=dict, description="Measured values.")
+    auto_score: float | None = Field(
+        None, description="The grader's own score when a TA override changed `score`."
+    )
+    override: Override | None = None
 
 
 class CellError(_Model):

@@ -41,18 +41,41 @@ class Execution(_Strict):
 
 class Mutant(_Strict):
     name: str = Field(description="Short name shown by `grader validate`.")
-    notebook: str = Field(description="Path relative to the assignment folder.")
+    notebook: str | None = Field(
+        None, description="Notebook, relative to the assignment folder; default: the solution."
+    )
+    readme: str | None = Field(
+        None, description="README graded with it; default: validation.readme."
+    )
     fails: list[str] = Field(description="Rubric item ids this mutant must fail; all others pass.")
 
 
 class Validation(_Strict):
+    readme: str | None = Field(
+        None, description="Reference README placed next to every case's notebook."
+    )
     template: str | None = Field(
         None, description="Student starting notebook, relative to the assignment folder."
+    )
+    template_readme: str | None = Field(
+        None, description="Student starting README, graded with the template."
     )
     template_fails: list[str] = Field(
         default_factory=list, description="Rubric item ids the untouched template must fail."
     )
     mutants: list[Mutant] = Field(default_factory=list)
+
+
+class QuestionSpec(_Strict):
+    id: str = Field(description="Stable id, referred to by written_answer rubric items.")
+    text: str = Field(description="The question as the student sees it.")
+
+
+class Answers(_Strict):
+    template: str | None = Field(
+        None, description="The README students start from; text copied from it is not an answer."
+    )
+    questions: list[QuestionSpec] = Field(default_factory=list)
 
 
 class AssignmentSpec(_Strict):
@@ -74,6 +97,7 @@ class AssignmentSpec(_Strict):
         None, description="Rubric path relative to this folder; default ../../rubrics/<id>.toml."
     )
     execution: Execution = Field(default_factory=Execution)
+    answers: Answers = Field(default_factory=Answers, description="Written questions to find.")
     validation: Validation = Field(default_factory=Validation)
 
 

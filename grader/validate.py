@@ -7,6 +7,8 @@ every item is shown to flip on its own.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ class Case:
     name: str
     notebook: Path
     must_fail: set[str]
+    readme: Path | None = None
     full_marks: bool = False
     report: Report | None = None
     problems: list[str] = field(default_factory=list)
@@ -33,10 +36,17 @@ def cases_for(grading: Grading) -> list[Case]:
     a = grading.assignment
     v = a.spec.validation
     known = {item.id for item in grading.rubric.items}
-    cases = [Case("solution", a.path(a.spec.solution), set(), full_marks=True)]
+    readme = a.path(v.readme) if v.readme else None
+    solution = a.path(a.spec.solution)
+    cases = [Case("solution", solution, set(), readme, full_marks=True)]
     if v.template:
-        cases.append(Case("template", a.path(v.template), set(v.template_fails)))
-    cases += [Case(f"mutant: {m.name}", a.path(m.notebook), set(m.fails)) for m in v.mutants]
+        template_readme = a.path(v.template_readme) if v.template_readme else None
+        cases.append(Case("template", a.path(v.template), set(v.template_fails), template_readme))
+    cases += [
+        Case(f"mutant: {m.name}", a.path(m.notebook) if m.notebook else solution, set(m.fails),
+             a.path(m.readme) if m.readme else readme)
+        for m in v.mutants
+    ]
     for case in cases:
         unknown = case.must_fail - known
         if unknown:
@@ -59,14 +69,26 @@ def judge(case: Case, report: Report) -> list[str]:
     return problems
 
 
+def as_submission(case: Case, folder: Path) -> Path:
+    """A student-repository-like folder: the case's notebook, and its README if any."""
+    folder.mkdir()
+    shutil.copyfile(case.notebook, folder / case.notebook.name)
+    if case.readme is not None:
+        shutil.copyfile(case.readme, folder / "README.md")
+    return folder
+
+
 def validate(*, grading: Grading, on_case: Callable[[Case], None] | None = None) -> list[Case]:
     cases = cases_for(grading)
-    for case in cases:
-        if not case.notebook.is_file():
-            case.problems.append(f"{case.notebook}: file not found")
-        elif not case.problems:
-            case.report = grade_one(path=case.notebook, grading=grading)
-            case.problems = judge(case, case.report)
-        if on_case:
-            on_case(case)
+    with tempfile.TemporaryDirectory(prefix="grader-validate-") as tmp:
+        for n, case in enumerate(cases):
+            missing = [p for p in (case.notebook, case.readme) if p is not None and not p.is_file()]
+            if missing:
+                case.problems += [f"{p}: file not found" for p in missing]
+            elif not case.problems:
+                folder = as_submission(case, Path(tmp) / f"case-{n}")
+                case.report = grade_one(path=folder, grading=grading)
+                case.problems = judge(case, case.report)
+            if on_case:
+                on_case(case)
     return cases

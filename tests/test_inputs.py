@@ -70,8 +70,19 @@ def test_unreadable_notebooks_get_error_reports(tmp_path, grading, content, reas
     path.write_bytes(content)
     report = grade_one(path=path, grading=grading)
     assert report.status == "error" and reason in report.error
-    assert report.score == 0 and len(report.checks) == 6
-    assert all(c.status == "error" and reason in c.message for c in report.checks)
+    assert report.score == 0 and len(report.checks) == 11
+    code = [c for c in report.checks if c.check != "written_answer"]
+    assert len(code) == 6 and all(c.status == "error" and reason in c.message for c in code)
+
+
+def test_readme_is_graded_even_when_the_notebook_is_broken(tmp_path, grading):
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "XOR.ipynb").write_text("{ truncated")
+    (tmp_path / "README.md").write_text((root / "assignments/01-very-basics/README.md").read_text())
+    report = grade_one(path=tmp_path, grading=grading)
+    assert report.status == "error" and report.submission.notebook == "XOR.ipynb"
+    readme = [c for c in report.checks if c.check == "written_answer"]
+    assert all(c.status == "pass" for c in readme) and report.score == sum(c.score for c in readme) > 140
 
 
 def test_missing_path_and_oversized_notebook(tmp_path, grading):

@@ -75,6 +75,7 @@ def _load() -> None:
         return
     _loaded = True
     import_module("grader.checks.code")
+    import_module("grader.checks.written")
     for ep in entry_points(group="grader.checks"):
         import_module(ep.value.split(":")[0])
 

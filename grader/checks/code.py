@@ -217,6 +217,8 @@ def runs_cleanly(ev: Evidence, p: NoParams) -> Outcome:
         {"cell": f.cell, "error": f.error, "message": f.message} for f in ev.cell_failures
     ]
     evidence = {"cell_errors": failures, "execution_status": ev.execution_status}
+    if ev.execution_status in ("not_run", "not_started"):
+        return Outcome.errored(f"could not check: {ev.execution_reason}", **evidence)
     if ev.execution_status not in ("ok", "errors"):
         return Outcome.failed(
             f"the notebook did not finish: {ev.execution_reason or ev.execution_status}", **evidence

@@ -1,0 +1,99 @@
+"""TA overrides: a small TOML file of (submission, item, points, comment, by).
+
+    schema_version = 1
+    [[override]]
+    submission = "alice"          # the report's name (file name without .json)
+    item = "readme_q2"
+    points = 25
+    by = "TA Jane"
+    comment = "explains overshoot with an example the keyword list missed"
+
+Applied on the host after automatic scoring; the report keeps both the automatic and
+the final points and says who changed them and why. ``grader grade --overrides FILE``
+copies the file to ``OUT/overrides.toml``, and every later grading into ``OUT`` applies
+it again, so re-grading never loses a TA's decision.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from grader.report import CheckResult, Override, Report
+from grader.rubric import Rubric
+from grader.spec import ConfigError, format_validation_error, read_toml
+
+STORED_NAME = "overrides.toml"
+
+
+class OverrideEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    submission: str = Field(description="Report name: the submission folder or notebook stem.")
+    item: str = Field(description="Rubric item id.")
+    points: float = Field(ge=0, description="Final points for the item.")
+    by: str = Field(description="Who decided.")
+    comment: str = Field("", description="Why; shown in the report.")
+
+
+class OverridesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = 1
+    override: list[OverrideEntry] = Field(default_factory=list)
+
+
+def load_overrides(path: Path, *, rubric: Rubric) -> list[OverrideEntry]:
+    data = read_toml(path)
+    try:
+        parsed = OverridesFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(path, exc)) from None
+    items = {i.id: i for i in rubric.items}
+    for n, entry in enumerate(parsed.override):
+        if entry.item not in items:
+            raise ConfigError(
+                f"{path}: field 'override[{n}].item' is '{entry.item}', not an item of the "
+                f"rubric; use one of: {', '.join(items)}"
+            )
+        if entry.points > items[entry.item].points:
+            raise ConfigError(
+                f"{path}: field 'override[{n}].points' is {entry.points:g}, more than the "
+                f"{items[entry.item].points:g} points of '{entry.item}'; lower it"
+            )
+    return parsed.override
+
+
+def resolve(*, given: Path | None, out_dir: Path | None) -> Path | None:
+    """The overrides in force: the given file (stored in OUT), else OUT's stored copy."""
+    if given is not None:
+        if out_dir is not None:
+            stored = out_dir / STORED_NAME
+            out_dir.mkdir(parents=True, exist_ok=True)
+            if not stored.exists() or not stored.samefile(given):
+                shutil.copyfile(given, stored)
+        return given
+    if out_dir is not None and (out_dir / STORED_NAME).is_file():
+        return out_dir / STORED_NAME
+    return None
+
+
+def apply_overrides(report: Report, name: str, entries: list[OverrideEntry]) -> Report:
+    mine = {e.item: e for e in entries if e.submission == name}
+    if not mine:
+        return report
+    checks: list[CheckResult] = []
+    for c in report.checks:
+        e = mine.get(c.id)
+        if e is None:
+            checks.append(c)
+            continue
+        checks.append(c.model_copy(update={
+            "auto_score": c.score,
+            "score": e.points,
+            "override": Override(points=e.points, by=e.by, comment=e.comment),
+        }))
+    return report.model_copy(update={"checks": checks,
+                                     "score": round(sum(c.score for c in checks), 2)})
