@@ -67,6 +67,19 @@ def main(argv: list[str] | None = None) -> int:
         for field in MEASURES:
             got = measured(rep, field) if rep else None
             row["fields"][field] = {"label": entry["expected"][field], "measured": got}
+        readme = [c for c in rep.checks if c.check == "written_answer"] if rep else []
+        found = sum(1 for c in readme if c.evidence.get("found"))
+        in_readme = sum(1 for c in readme if c.evidence.get("in_readme"))
+        row["readme"] = {
+            "found": found, "in_readme": in_readme, "points": sum(c.score for c in readme),
+            "max": sum(c.max_score for c in readme),
+            "review": [c.id for c in readme if c.evidence.get("needs_review")],
+        }
+        want = entry["expected"]["readme_answers_all_five"]
+        got = bool(readme) and in_readme == len(readme)
+        row["verdicts"]["readme_answers_all_five"] = {"label": want, "measured": got, "agree": got == want}
+        agree += got == want
+        total += 1
         for label_key, item in VERDICTS.items():
             want = entry["code_checks_pass"][label_key]
             check = next((c for c in rep.checks if c.id == item), None) if rep else None
@@ -76,15 +89,19 @@ def main(argv: list[str] | None = None) -> int:
             total += 1
         rows.append(row)
 
-    head = f"{'submission':40} {'params':>9} {'final act':>17} {'hidden act':>17} {'epochs':>11}  verdicts (p/f/e)"
+    head = (f"{'submission':40} {'params':>9} {'final act':>17} {'hidden act':>17} {'epochs':>11}"
+            f"  {'README found/in README':>22} {'points':>8}  verdicts (readme/p/f/e)")
     print(head)
     print("-" * len(head))
     for row in rows:
         f = row["fields"]
         cells = [f"{f[k]['measured']}/{f[k]['label']}" for k in MEASURES]
         marks = "".join("=" if v["agree"] else "X" for v in row["verdicts"].values())
-        print(f"{row['submission'][:40]:40} {cells[0]:>9} {cells[1]:>17} {cells[2]:>17} {cells[3]:>11}  {marks}")
-    print(f"\ncode-check verdicts agreeing with labels: {agree}/{total}  (cells: measured/label)")
+        rd = row["readme"]
+        print(f"{row['submission'][:40]:40} {cells[0]:>9} {cells[1]:>17} {cells[2]:>17} {cells[3]:>11}"
+              f"  {str(rd['found']) + '/5 ' + str(rd['in_readme']) + '/5':>22} {rd['points']:8.1f}  {marks}")
+    print(f"\nverdicts agreeing with labels: {agree}/{total}  (cells: measured/label; "
+          "README: all five answered in the README itself)")
     out = args.reports / "agreement.json"
     out.write_text(json.dumps({"agree": agree, "total": total, "rows": rows}, indent=2), encoding="utf-8")
     print(f"written: {out}")

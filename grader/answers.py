@@ -133,6 +133,8 @@ def _marker_score(line: str, question: Question, key: set[str]) -> float:
     """How well a line reads as this question's heading (0 when it does not)."""
     raw = line.strip()
     text = _strip(raw)
+    if "?" in text:  # "**Question?** answer on the same line": judge the question part
+        text = text.split("?", 1)[0].strip(" *_") + "?"
     q_words = _stems(question.text)
     if not raw or not text or not q_words:
         return 0.0
@@ -200,10 +202,12 @@ def _split_prose(doc: Document, questions: list[Question]) -> dict[str, Answer]:
         if _HEADING.match(para) and len(words(para)) < 8:
             continue
         stems = _stems(para)
-        scores = {qid: len(k & stems) / max(len(k), 1) for qid, k in keys.items()}
-        qid = max(scores, key=lambda k: scores[k])
-        if scores[qid] >= 0.5:
-            chunks.setdefault(qid, []).append(para)
+        scores = {qid: (len(k & stems) / max(len(k), 1), len(k & stems)) for qid, k in keys.items()}
+        ranked = sorted(scores, key=lambda k: scores[k], reverse=True)
+        best = ranked[0]
+        tied = len(ranked) > 1 and scores[ranked[1]] == scores[best]
+        if scores[best][0] >= 0.5 and not tied:
+            chunks.setdefault(best, []).append(para)
     out = {}
     for qid, paras in chunks.items():
         text = "\n\n".join(paras)
@@ -230,6 +234,8 @@ def find_answers(
                                                     or ans.source_kind == "readme")
             if not current.found and ans.found or better:
                 found[qid] = ans
+            elif not current.found and not current.flags and ans.flags:
+                found[qid] = ans  # nothing usable, but say why (restated, template text...)
     return found
 
 

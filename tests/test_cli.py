@@ -41,3 +41,15 @@ def test_checks_lists_builtins(capsys):
     out = capsys.readouterr().out
     for name in ("param_count", "final_activation_removed", "epochs", "loss_decreased"):
         assert name in out
+
+
+def test_check_shows_readme_part_with_hints(capsys, tmp_path):
+    (tmp_path / "XOR.ipynb").write_text("{")
+    (tmp_path / "README.md").write_text(
+        "## What is a neural network neuron?\nA neuron multiplies its inputs by weights and adds them up "
+        "with a bias before an activation function gives the output of the neuron.\n")
+    assert main(["check", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    words = " ".join(out.replace("│", " ").split())  # the table wraps at 80 columns
+    assert "README: what is" in words and "covers weights" in words
+    assert "no answer found" in words and "hint: Explain it as the step size" in words

@@ -59,6 +59,11 @@ class WrittenParams(BaseModel):
     keyword_list_factor: float = Field(
         0.5, ge=0, le=1, description="Concept credit kept when the answer is keywords, not sentences."
     )
+    outside_readme_factor: float = Field(
+        1.0, ge=0, le=1,
+        description="Share of the points kept when the answer is not in a README (another "
+                    "Markdown file, a notebook's markdown cells); it is flagged for review either way.",
+    )
 
 
 @lru_cache(maxsize=512)
@@ -104,6 +109,8 @@ def written_answer(ev: Evidence, p: WrittenParams) -> Outcome:
         concept_share *= p.keyword_list_factor
     w = p.weights
     fraction = w.exists + w.development * development + w.concepts * concept_share
+    if ans.source_kind != "readme":
+        fraction *= p.outside_readme_factor
     reasons = list(ans.flags)
     if ans.words < p.min_words and "very short" not in reasons:
         reasons.append("very short")
