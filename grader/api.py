@@ -48,7 +48,8 @@ def grade_one(*, path: Path, grading: Grading, notebook_patterns: list[str] | No
 
 def report_name(path: Path) -> str:
     """A file-system-safe name for a submission's report."""
-    stem = path.name if path.is_dir() else path.stem
+    resolved = path.resolve()
+    stem = resolved.name if resolved.is_dir() else resolved.stem
     safe = re.sub(r"[^\w.-]+", "_", stem, flags=re.UNICODE).strip("._")
     return safe or "submission"
 

@@ -17,10 +17,12 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from grader import __version__
 
 EXIT_OK, EXIT_NO, EXIT_USAGE = 0, 1, 2
+FORMAT_NAMES = ["json", "text", "markdown", "csv", "classroom", "gradescope", "prairielearn", "junit"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="output folder for <submission>.json and summary.csv (default: reports)")
     g.add_argument("-j", "--jobs", type=int, default=1,
                    help="submissions graded in parallel, each in its own kernel (default: 1)")
+    g.add_argument("-f", "--format", choices=FORMAT_NAMES, default=None,
+                   help="also write OUT/<submission>.<ext> in this format (and print it for a "
+                        "single submission); classroom also sets the Actions step output")
+    g.add_argument("--max-score", type=float, default=None,
+                   help="rescale points to this total in the chosen format (JSON keeps rubric points)")
     g.add_argument("--overrides", type=Path, default=None,
                    help="TA overrides (TOML); stored as OUT/overrides.toml and applied to "
                         "every later grading into OUT")
@@ -53,6 +60,15 @@ def _parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="prove an assignment's rubric before release")
     v.add_argument("assignment", help="assignment id or folder")
+
+    r = sub.add_parser("report", help="re-render a saved JSON report in another format")
+    r.add_argument("report", type=Path, help="a report written by `grader grade`")
+    r.add_argument("-f", "--format", choices=FORMAT_NAMES, default="text")
+    r.add_argument("--max-score", type=float, default=None)
+
+    b = sub.add_parser("gradescope-bundle", help="build a Gradescope autograder.zip")
+    b.add_argument("assignment", help="assignment id or folder")
+    b.add_argument("-o", "--out", type=Path, default=Path("autograder.zip"))
 
     s = sub.add_parser("schema", help="print a JSON Schema")
     s.add_argument("what", choices=["report", "spec", "rubric"])
@@ -70,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args, console)
     except ConfigError as exc:
-        err.print(f"[bold red]configuration error:[/] {exc}", markup=True)
+        err.print(f"[bold red]configuration error:[/] {escape(str(exc))}", soft_wrap=True)
         return EXIT_USAGE
     except KeyboardInterrupt:
         err.print("interrupted: reports already written are complete; re-run to finish")
@@ -86,11 +102,12 @@ def _cmd_grade(args, console: Console) -> int:
     grading = load_grading(assignment=args.assignment)
     missing = [p for p in args.paths if not p.exists()]
     for p in missing:
-        console.print(f"[yellow]warning:[/] {p}: no such file or folder (reported as an error)")
-    progress = Progress(
+        Console(stderr=True).print(f"[yellow]warning:[/] {p}: no such file or folder (reported as an error)")
+    err = Console(stderr=True, highlight=False)
+    progress = Progress(  # on stderr: stdout stays clean for --format output
         TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.description}"),
-        console=console, transient=False, disable=not console.is_terminal and len(args.paths) < 2,
+        console=err, transient=False, disable=not err.is_terminal and len(args.paths) < 2,
     )
     with progress:
         task = progress.add_task("", total=len(args.paths))
@@ -100,9 +117,27 @@ def _cmd_grade(args, console: Console) -> int:
 
         reports = grade(paths=args.paths, grading=grading, out_dir=args.out,
                         jobs=args.jobs, overrides=args.overrides, on_report=done)
-    console.print(batch_table(reports, rubric=grading.rubric))
-    console.print(f"reports in {args.out}/ (summary.csv is the gradebook)")
+    if args.format:
+        _write_formats(reports, args, console)
+    else:
+        console.print(batch_table(reports, rubric=grading.rubric))
+    err.print(f"reports in {args.out}/ (summary.csv is the gradebook)")
     return EXIT_OK if all(r.status == "graded" for r in reports.values()) else EXIT_NO
+
+
+def _write_formats(reports, args, console: Console) -> None:
+    from grader.api import write_atomic
+    from grader.formats import FORMATS, render
+    from grader.github import publish
+
+    _, ext = FORMATS[args.format]
+    for name, report in reports.items():
+        text = render(report, args.format, max_score=args.max_score)
+        write_atomic(args.out / f"{name}.{ext}", text)
+        if len(reports) == 1:
+            sys.stdout.write(text)
+    if args.format == "classroom" and len(reports) == 1:
+        publish(next(iter(reports.values())), max_score=args.max_score)
 
 
 def _cmd_check(args, console: Console) -> int:
@@ -147,6 +182,34 @@ def _cmd_validate(args, console: Console) -> int:
     return EXIT_OK if ok else EXIT_NO
 
 
+def _cmd_report(args, console: Console) -> int:
+    from pydantic import ValidationError
+
+    from grader.formats import render
+    from grader.report import Report
+    from grader.spec import ConfigError
+
+    try:
+        report = Report.model_validate_json(args.report.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{args.report}: file not found") from None
+    except (ValidationError, ValueError) as exc:
+        raise ConfigError(f"{args.report}: not a grader report ({str(exc).splitlines()[0]})") from None
+    sys.stdout.write(render(report, args.format, max_score=args.max_score))
+    return EXIT_OK
+
+
+def _cmd_gradescope_bundle(args, console: Console) -> int:
+    from grader.api import load_grading
+    from grader.gradescope import build_bundle
+
+    grading = load_grading(assignment=args.assignment)
+    path = build_bundle(assignment=grading.assignment, rubric_path=grading.assignment.rubric_path,
+                        out=args.out)
+    console.print(f"wrote {path}: upload it as the autograder of a Gradescope programming assignment")
+    return EXIT_OK
+
+
 def _cmd_schema(args, console: Console) -> int:
     from grader.report import Report
     from grader.rubric import Rubric
@@ -171,6 +234,8 @@ _COMMANDS = {
     "grade": _cmd_grade,
     "check": _cmd_check,
     "validate": _cmd_validate,
+    "report": _cmd_report,
+    "gradescope-bundle": _cmd_gradescope_bundle,
     "schema": _cmd_schema,
     "checks": _cmd_checks,
 }

@@ -146,18 +146,19 @@ def run_checks(
             outcome = check.func(evidence, params[item.id])
         except Exception as exc:  # a bug in a check must not sink the report
             outcome = Outcome.errored(f"check crashed: {type(exc).__name__}: {exc}")
-        results.append(score_item(item=item, outcome=outcome))
+        results.append(score_item(item=item, outcome=outcome, step=rubric.score_step))
     return results
 
 
-def score_item(*, item, outcome: Outcome) -> CheckResult:
+def score_item(*, item, outcome: Outcome, step: float = 0.01) -> CheckResult:
     fraction = min(max(outcome.fraction, 0.0), 1.0) if outcome.status != "error" else 0.0
+    score = min(round(round(item.points * fraction / step) * step, 6), item.points)
     return CheckResult(
         id=item.id,
         check=item.check,
         title=item.title,
         status=outcome.status,
-        score=round(item.points * fraction, 2),
+        score=score,
         max_score=item.points,
         message=outcome.message,
         hint="" if outcome.status == "pass" else item.hint,

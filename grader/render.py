@@ -8,6 +8,7 @@ import io
 from collections.abc import Mapping, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -76,13 +77,13 @@ def check_table(report: Report, *, title: str | None = None) -> Table:
 
 def print_check(report: Report, *, console: Console) -> None:
     if report.status == "error":
-        console.print(f"[bold red]Could not grade:[/] {report.error}")
+        console.print(f"[bold red]Could not grade:[/] {escape(report.error or '')}")
     console.print(check_table(report))
     ex = report.execution
     for warning in ex.warnings:
-        console.print(f"[yellow]note:[/] {warning}")
+        console.print(f"[yellow]note:[/] {escape(warning)}")
     if ex.evidence_error and report.status != "error":
-        console.print(f"[yellow]note:[/] {ex.evidence_error}")
+        console.print(f"[yellow]note:[/] {escape(ex.evidence_error)}")
     console.print(f"[bold]Total: {_fmt(report.score)}/{_fmt(report.max_score)}[/]")
 
 

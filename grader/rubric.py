@@ -34,6 +34,9 @@ class Rubric(BaseModel):
 
     schema_version: int = Field(description=f"Rubric format version; this grader reads {RUBRIC_SCHEMA_VERSION}.")
     assignment: str = Field(description="Assignment id this rubric belongs to.")
+    score_step: float = Field(
+        0.01, gt=0, description="Scores are rounded to a multiple of this (1: whole points)."
+    )
     items: list[RubricItem]
 
     @model_validator(mode="after")

@@ -1,0 +1,223 @@
+"""Every output format, rendered from one ``Report``.
+
+json, text, markdown, classroom (GitHub Classroom's autograding reporter), gradescope
+and prairielearn (their ``results.json``), junit (XML). Each renderer is a pure function
+``(report, *, max_score=None) -> str``; ``max_score`` rescales points where a platform
+wants another total (the Classroom action's ``max-score`` input).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from xml.etree import ElementTree as ET
+
+from grader.report import CheckResult, Report
+
+_MARK = {"pass": "✅", "fail": "❌", "error": "⚠️", "skipped": "➖"}
+
+
+def _fmt(points: float) -> str:
+    return f"{points:g}"
+
+
+def scaled_scores(report: Report, max_score: float | None) -> tuple[list[float], float]:
+    """Per-item scores rescaled to ``max_score`` whose sum is exactly the rescaled total."""
+    if not max_score or not report.max_score or max_score == report.max_score:
+        return [c.score for c in report.checks], report.max_score
+    factor = max_score / report.max_score
+    scores = [round(c.score * factor, 2) for c in report.checks]
+    target = round(report.score * factor, 2)
+    if scores:
+        # put the rounding remainder on the largest item so the sum is exact
+        i = max(range(len(scores)), key=lambda k: scores[k])
+        scores[i] = round(scores[i] + target - round(sum(scores), 2), 2)
+    return scores, max_score
+
+
+def _detail(c: CheckResult) -> str:
+    text = c.message
+    if c.override is not None:
+        text += f" [set to {_fmt(c.override.points)} by {c.override.by}: {c.override.comment}]"
+    if c.hint:
+        text += f"\nHint: {c.hint}"
+    return text
+
+
+def render_json(report: Report, *, max_score: float | None = None) -> str:
+    return report.model_dump_json(indent=2) + "\n"
+
+
+def render_text(report: Report, *, max_score: float | None = None) -> str:
+    lines = [f"{report.assignment} — {report.submission.notebook or report.submission.path}"]
+    if report.error:
+        lines.append(f"could not grade: {report.error}")
+    for c in report.checks:
+        lines.append(f"[{c.status:^5}] {_fmt(c.score):>5}/{_fmt(c.max_score):<4} {c.title}: {c.message}")
+        if c.hint:
+            lines.append(f"               hint: {c.hint}")
+    lines += [f"note: {w}" for w in report.execution.warnings]
+    lines.append(f"total: {_fmt(report.score)}/{_fmt(report.max_score)}")
+    return "\n".join(lines) + "\n"
+
+
+def _md_cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def render_markdown(report: Report, *, max_score: float | None = None) -> str:
+    scores, total_max = scaled_scores(report, max_score)
+    out = [f"### {report.assignment}: {_fmt(round(sum(scores), 2))}/{_fmt(total_max)}", ""]
+    if report.error:
+        out += [f"**Could not grade:** {_md_cell(report.error)}", ""]
+    out += ["| | item | points | result |", "|---|---|---:|---|"]
+    for c, s in zip(report.checks, scores):
+        max_c = c.max_score * (total_max / report.max_score) if report.max_score else 0
+        out.append(f"| {_MARK[c.status]} | {_md_cell(c.title)} | {_fmt(s)}/{_fmt(round(max_c, 2))} | "
+                   f"{_md_cell(_detail(c))} |")
+    return "\n".join(out) + "\n"
+
+
+def classroom_payload(report: Report, *, max_score: float | None = None) -> dict:
+    """What classroom-resources/autograding-grading-reporter reads: it sends Classroom the
+    sum of ``tests[].score`` out of ``max_score``. Every rubric item is a test, always."""
+    scores, total_max = scaled_scores(report, max_score)
+    if report.status == "error":
+        status = "error"
+    else:
+        status = "pass" if all(c.status == "pass" for c in report.checks) else "fail"
+    return {
+        "version": 1,
+        "status": status,
+        "max_score": int(round(total_max)),
+        "tests": [
+            {
+                "name": c.title,
+                "status": "pass" if c.status == "pass" else ("error" if c.status == "error" else "fail"),
+                "score": s,
+                "message": _detail(c),
+                "test_code": f"grader rubric item {c.id} ({c.check})",
+                "filename": report.submission.notebook or "",
+                "line_no": 0,
+                "duration": 0,
+            }
+            for c, s in zip(report.checks, scores)
+        ],
+    }
+
+
+def render_classroom(report: Report, *, max_score: float | None = None) -> str:
+    raw = json.dumps(classroom_payload(report, max_score=max_score)).encode()
+    return base64.b64encode(raw).decode() + "\n"
+
+
+def render_gradescope(report: Report, *, max_score: float | None = None) -> str:
+    scores, _ = scaled_scores(report, max_score)
+    factor = (max_score / report.max_score) if max_score and report.max_score else 1
+    output = report.error or f"{_fmt(report.score)}/{_fmt(report.max_score)}"
+    if report.execution.warnings:
+        output += "\n" + "\n".join(f"note: {w}" for w in report.execution.warnings)
+    return json.dumps({
+        "score": round(sum(scores), 2),
+        "execution_time": round(report.timings.get("total", 0)),
+        "output": output,
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": [
+            {
+                "name": c.title,
+                "number": str(n),
+                "score": s,
+                "max_score": round(c.max_score * factor, 2),
+                "status": "passed" if c.status == "pass" else "failed",
+                "output": _detail(c),
+                "visibility": "visible",
+            }
+            for n, (c, s) in enumerate(zip(report.checks, scores), start=1)
+        ],
+    }, indent=2) + "\n"
+
+
+def render_prairielearn(report: Report, *, max_score: float | None = None) -> str:
+    gradable = report.status == "graded"
+    return json.dumps({
+        "gradable": gradable,
+        "score": report.score / report.max_score if report.max_score and gradable else 0.0,
+        "message": report.error or f"{_fmt(report.score)}/{_fmt(report.max_score)}",
+        "output": "\n".join(report.execution.warnings),
+        "tests": [
+            {
+                "name": c.title,
+                "description": c.id,
+                "points": c.score,
+                "max_points": c.max_score,
+                "message": _detail(c),
+                "output": "",
+            }
+            for c in report.checks
+        ],
+    }, indent=2) + "\n"
+
+
+def render_junit(report: Report, *, max_score: float | None = None) -> str:
+    failures = sum(1 for c in report.checks if c.status == "fail")
+    errors = sum(1 for c in report.checks if c.status == "error")
+    suite = ET.Element("testsuite", {
+        "name": report.assignment,
+        "tests": str(len(report.checks)),
+        "failures": str(failures),
+        "errors": str(errors),
+        "skipped": str(sum(1 for c in report.checks if c.status == "skipped")),
+        "time": f"{report.timings.get('total', 0):.3f}",
+    })
+    props = ET.SubElement(suite, "properties")
+    ET.SubElement(props, "property", {"name": "score", "value": _fmt(report.score)})
+    ET.SubElement(props, "property", {"name": "max_score", "value": _fmt(report.max_score)})
+    for c in report.checks:
+        case = ET.SubElement(suite, "testcase", {
+            "classname": f"{report.assignment}.{report.submission.notebook or 'submission'}",
+            "name": c.id,
+        })
+        text = f"{_fmt(c.score)}/{_fmt(c.max_score)}: {_detail(c)}"
+        if c.status == "fail":
+            ET.SubElement(case, "failure", {"message": c.message[:500]}).text = text
+        elif c.status == "error":
+            ET.SubElement(case, "error", {"message": c.message[:500]}).text = text
+        elif c.status == "skipped":
+            ET.SubElement(case, "skipped", {"message": c.message[:500]})
+        else:
+            ET.SubElement(case, "system-out").text = text
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def render_csv(report: Report, *, max_score: float | None = None) -> str:
+    """One gradebook row (with header) for this report."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    ids = [c.id for c in report.checks]
+    writer.writerow(["notebook", "status", *ids, "score", "max_score", "error"])
+    writer.writerow([report.submission.notebook or "", report.status, *[c.score for c in report.checks],
+                     report.score, report.max_score, report.error or ""])
+    return buf.getvalue()
+
+
+Renderer = Callable[..., str]
+FORMATS: dict[str, tuple[Renderer, str]] = {  # name -> (renderer, file extension)
+    "json": (render_json, "json"),
+    "text": (render_text, "txt"),
+    "markdown": (render_markdown, "md"),
+    "csv": (render_csv, "csv"),
+    "classroom": (render_classroom, "classroom.txt"),
+    "gradescope": (render_gradescope, "gradescope.json"),
+    "prairielearn": (render_prairielearn, "prairielearn.json"),
+    "junit": (render_junit, "junit.xml"),
+}
+
+
+def render(report: Report, fmt: str, *, max_score: float | None = None) -> str:
+    renderer, _ = FORMATS[fmt]
+    return renderer(report, max_score=max_score)

@@ -1,0 +1,109 @@
+"""Every format from one report, checked the way each platform reads it."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import jsonschema
+import pytest
+
+from grader.cli import main
+from grader.formats import FORMATS, render
+from grader.report import Report
+
+pytestmark = pytest.mark.kernel  # uses the session's graded fixtures
+SCHEMAS = Path(__file__).parent / "schemas"
+
+
+def schema(name: str) -> dict:
+    return json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+
+
+def fixture_reports(graded) -> list[Report]:
+    return [r for k, r in graded.items() if not k.startswith("_")]
+
+
+@pytest.fixture(scope="module")
+def error_report(grading, tmp_path_factory):
+    from grader.api import grade_one
+
+    bad = tmp_path_factory.mktemp("bad") / "broken.ipynb"
+    bad.write_text("{")
+    return grade_one(path=bad, grading=grading)
+
+
+def decode_like_the_reporter(text: str) -> dict:
+    return json.loads(base64.b64decode(text.strip()).decode("utf-8"))
+
+
+def test_classroom_sum_equals_report_score(graded, error_report):
+    for report in [*fixture_reports(graded), error_report]:
+        payload = decode_like_the_reporter(render(report, "classroom"))
+        jsonschema.validate(payload, schema("classroom"))
+        assert sum(t["score"] for t in payload["tests"]) == pytest.approx(report.score)
+        assert payload["max_score"] == report.max_score == 300
+        assert [t["name"] for t in payload["tests"]] == [c.title for c in report.checks]
+
+
+def test_classroom_crash_still_lists_every_item(error_report):
+    payload = decode_like_the_reporter(render(error_report, "classroom"))
+    assert payload["status"] == "error" and len(payload["tests"]) == 11
+    code = [t for t in payload["tests"] if t["status"] == "error"]
+    assert len(code) == 6 and all(t["score"] == 0 and "not a readable" in t["message"] for t in code)
+
+
+def test_max_score_rescales_exactly(graded):
+    for report in fixture_reports(graded):
+        payload = decode_like_the_reporter(render(report, "classroom", max_score=100))
+        assert payload["max_score"] == 100
+        assert round(sum(t["score"] for t in payload["tests"]), 2) == round(report.score / 3, 2)
+
+
+@pytest.mark.parametrize("fmt", ["gradescope", "prairielearn"])
+def test_platform_json_formats_match_their_schemas(graded, error_report, fmt):
+    for report in [*fixture_reports(graded), error_report]:
+        data = json.loads(render(report, fmt))
+        jsonschema.validate(data, schema(fmt))
+        if fmt == "gradescope":
+            assert data["score"] == pytest.approx(report.score)
+            assert sum(t["max_score"] for t in data["tests"]) == report.max_score
+        else:
+            assert data["gradable"] is (report.status == "graded")
+            assert data["score"] == (pytest.approx(report.score / 300) if data["gradable"] else 0)
+
+
+def test_junit_has_one_testcase_per_item(graded):
+    report = graded["final_F_tanh"]
+    suite = ET.fromstring(render(report, "junit").split("?>", 1)[1])
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == [c.id for c in report.checks]
+    failed = {c.get("name") for c in cases if c.find("failure") is not None}
+    assert failed == {c.id for c in report.checks if c.status == "fail"}
+    assert suite.get("failures") == str(len(failed)) and suite.get("tests") == "11"
+
+
+def test_markdown_text_csv(graded):
+    report = graded["epochs_2000"]
+    md = render(report, "markdown")
+    assert md.count("\n| ") == 12 and "❌" in md  # header + 11 items
+    assert "total: " in render(report, "text")
+    rows = render(report, "csv").splitlines()
+    assert len(rows) == 2 and rows[0].startswith("notebook,status,param_count")
+
+
+def test_report_command_re_renders_saved_reports(graded, capsys):
+    out_dir: Path = graded["_out_dir"]
+    saved = out_dir / "nan_loss.json"
+    for fmt in FORMATS:
+        assert main(["report", str(saved), "--format", fmt]) == 0
+        assert capsys.readouterr().out == render(Report.model_validate_json(saved.read_text()), fmt)
+
+
+def test_report_command_on_a_bad_file(tmp_path, capsys):
+    bad = tmp_path / "x.json"
+    bad.write_text('{"not": "a report"}')
+    assert main(["report", str(bad)]) == 2
+    assert "not a grader report" in capsys.readouterr().err
