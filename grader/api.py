@@ -6,6 +6,7 @@ import json
 import os
 import re
 import tempfile
+import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from pydantic import BaseModel
 from grader.duplicates import find_duplicates
 from grader.overrides import apply_overrides, load_overrides
 from grader.overrides import resolve as resolve_overrides
-from grader.pipeline import grade_submission
+from grader.pipeline import error_report, grade_submission
 from grader.render import gradebook_csv, report_json
 from grader.report import Report
 from grader.rubric import Rubric, load_rubric
@@ -44,6 +45,16 @@ def grade_one(*, path: Path, grading: Grading, notebook_patterns: list[str] | No
         path=path, assignment=grading.assignment, rubric=grading.rubric,
         params=grading.params, notebook_patterns=notebook_patterns,
     )
+
+
+def internal_error_report(*, path: Path, grading: Grading, exc: BaseException) -> Report:
+    """The grader itself failed on this submission: every item listed, zero points, why."""
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    at = f" at {Path(where.filename).name}:{where.lineno}" if where else ""
+    reason = (f"internal grader error ({type(exc).__name__}: {exc}{at}); please report it "
+              "to the course staff")
+    return error_report(assignment=grading.assignment, rubric=grading.rubric,
+                        params=grading.params, path=path, reason=reason)
 
 
 def report_name(path: Path) -> str:
@@ -104,7 +115,11 @@ def grade(
     entries = load_overrides(in_force, rubric=grading.rubric) if in_force else []
 
     def one(name: str, path: Path) -> tuple[str, Report]:
-        report = apply_overrides(grade_one(path=path, grading=grading), name, entries)
+        try:
+            report = grade_one(path=path, grading=grading)
+        except Exception as exc:  # a grader bug must cost one report, not the batch
+            report = internal_error_report(path=path, grading=grading, exc=exc)
+        report = apply_overrides(report, name, entries)
         if out_dir is not None:
             write_atomic(out_dir / f"{name}.json", report_json(report))
         return name, report

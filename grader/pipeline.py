@@ -196,8 +196,11 @@ def error_report(
     evidence = Evidence(facts_error=reason, execution_status="not_run", execution_reason=reason)
     root = located.root if located else (path if path.is_dir() else None)
     if root is not None:
-        questions, answers = gather_answers(root=root, assignment=assignment)
-        evidence = replace(evidence, questions=questions, answers=answers)
+        try:
+            questions, answers = gather_answers(root=root, assignment=assignment)
+            evidence = replace(evidence, questions=questions, answers=answers)
+        except Exception:  # the reason already given stands; answers just stay ungraded
+            pass
     checks = run_checks(evidence=evidence, rubric=rubric, params=params)
     return Report(
         assignment=assignment.id,

@@ -53,3 +53,19 @@ def test_check_shows_readme_part_with_hints(capsys, tmp_path):
     words = " ".join(out.replace("│", " ").split())  # the table wraps at 80 columns
     assert "README: what is" in words and "covers weights" in words
     assert "no answer found" in words and "hint: Explain it as the step size" in words
+
+
+def test_a_grader_bug_costs_one_report_not_the_batch(tmp_path, monkeypatch):
+    import grader.api
+
+    def boom(**kwargs):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(grader.api, "grade_submission", boom)
+    nb = tmp_path / "a.ipynb"
+    nb.write_text("{}")
+    out = tmp_path / "out"
+    assert main(["grade", str(nb), "-a", "01-very-basics", "-o", str(out), "--format", "classroom"]) == 1
+    report = json.loads((out / "a.json").read_text())
+    assert report["status"] == "error" and "internal grader error (RuntimeError: simulated bug" in report["error"]
+    assert len(report["checks"]) == 11
