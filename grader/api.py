@@ -6,6 +6,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -14,7 +15,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from grader import __version__
 from grader.duplicates import find_duplicates
+from grader.guard import kill_all as kill_all_kernels
 from grader.overrides import apply_overrides, load_overrides
 from grader.overrides import resolve as resolve_overrides
 from grader.pipeline import error_report, grade_submission
@@ -104,6 +107,7 @@ def grade(
     out_dir: Path | None = None,
     jobs: int = 1,
     overrides: Path | None = None,
+    force: bool = False,
     on_report: Callable[[str, Report], None] | None = None,
 ) -> dict[str, Report]:
     """Grade many submissions; write ``<out>/<name>.json`` as each finishes and
@@ -113,24 +117,38 @@ def grade(
     reports: dict[str, Report] = {}
     in_force = resolve_overrides(given=overrides, out_dir=out_dir)
     entries = load_overrides(in_force, rubric=grading.rubric) if in_force else []
+    interrupted = threading.Event()
 
     def one(name: str, path: Path) -> tuple[str, Report]:
+        if out_dir is not None and not force:
+            previous = up_to_date_report(out_dir / f"{name}.json", path=path, grading=grading)
+            if previous is not None:
+                return name, apply_overrides(previous, name, entries)
         try:
             report = grade_one(path=path, grading=grading)
         except Exception as exc:  # a grader bug must cost one report, not the batch
             report = internal_error_report(path=path, grading=grading, exc=exc)
         report = apply_overrides(report, name, entries)
-        if out_dir is not None:
+        if out_dir is not None and not interrupted.is_set():
             write_atomic(out_dir / f"{name}.json", report_json(report))
         return name, report
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
         futures = [pool.submit(one, n, p) for n, p in zip(names, paths)]
         for fut in as_completed(futures):
             name, report = fut.result()
             reports[name] = report
             if on_report:
                 on_report(name, report)
+    except KeyboardInterrupt:
+        # No report for what was cut short, no kernel left running; finished reports stay.
+        interrupted.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        kill_all_kernels()
+        raise
+    finally:
+        pool.shutdown(wait=True)
     ordered = {n: reports[n] for n in names}
     if out_dir is not None:
         book = read_reports(out_dir, assignment=grading.assignment.id)
@@ -139,6 +157,32 @@ def grade(
                      gradebook_csv(book, rubric=grading.rubric, duplicates=pairs))
         write_atomic(out_dir / "duplicates.json", json.dumps([p.as_dict() for p in pairs], indent=2) + "\n")
     return ordered
+
+
+def _newest_mtime(path: Path) -> float:
+    if path.is_file():
+        return path.stat().st_mtime
+    times = [p.stat().st_mtime for p in path.rglob("*") if p.is_file() and not p.is_symlink()]
+    return max(times, default=path.stat().st_mtime if path.exists() else float("inf"))
+
+
+def up_to_date_report(report_path: Path, *, path: Path, grading: Grading) -> Report | None:
+    """The saved report, if it is newer than the submission, the spec and the rubric and
+    was made by this grader version; otherwise None (grade again)."""
+    if not report_path.is_file() or not path.exists():
+        return None
+    made = report_path.stat().st_mtime
+    inputs = [_newest_mtime(path), grading.assignment.rubric_path.stat().st_mtime,
+              (grading.assignment.root / "assignment.toml").stat().st_mtime]
+    if made <= max(inputs):
+        return None
+    try:
+        report = Report.model_validate_json(report_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if report.assignment != grading.assignment.id or report.versions.grader != __version__:
+        return None
+    return report
 
 
 def read_reports(out_dir: Path, *, assignment: str) -> dict[str, Report]:

@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
                         "single submission); classroom also sets the Actions step output")
     g.add_argument("--max-score", type=float, default=None,
                    help="rescale points to this total in the chosen format (JSON keeps rubric points)")
+    g.add_argument("--force", action="store_true",
+                   help="grade again even where OUT has a report newer than the submission, "
+                        "the spec and the rubric (default: such submissions are skipped)")
     g.add_argument("--overrides", type=Path, default=None,
                    help="TA overrides (TOML); stored as OUT/overrides.toml and applied to "
                         "every later grading into OUT")
@@ -116,7 +119,8 @@ def _cmd_grade(args, console: Console) -> int:
             progress.update(task, advance=1, description=f"{name}: {report.score:g}/{report.max_score:g}")
 
         reports = grade(paths=args.paths, grading=grading, out_dir=args.out,
-                        jobs=args.jobs, overrides=args.overrides, on_report=done)
+                        jobs=args.jobs, overrides=args.overrides, force=args.force,
+                        on_report=done)
     if args.format:
         _write_formats(reports, args, console)
     else:

@@ -22,6 +22,7 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+from grader.guard import GroupGuard
 from grader.spec import Execution
 
 ExecStatus = Literal["ok", "errors", "timeout", "kernel_died", "not_started"]
@@ -48,6 +49,8 @@ class ExecutionResult:
     probe_error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     reason_is_deadline: bool = False
+    peak_memory_mb: float | None = None
+    survivors: int = 0  # processes of the kernel's group still alive after it was ended
 
     @property
     def cells_run(self) -> int:
@@ -181,6 +184,7 @@ def execute_notebook(
     )
     log = (workspace / "kernel.log").open("wb")
     result = ExecutionResult(status="ok", reason=None, timings=timings)
+    guard: GroupGuard | None = None
     started = time.monotonic()
     try:
         with client.setup_kernel(
@@ -190,6 +194,9 @@ def execute_notebook(
             stderr=log,
         ):
             timings["kernel_start"] = time.monotonic() - started
+            pgid = getattr(km.provisioner, "pgid", None) or getattr(km.provisioner, "pid", None)
+            if pgid:
+                guard = GroupGuard(pgid, memory_limit_mb=budget.memory_limit_mb)
             client.timeout = int(budget.probe_timeout)
             client.execute_cell(init, 0, store_history=False)
             init_reply = replies.pop(0, {}).get("content", {})
@@ -219,8 +226,24 @@ def execute_notebook(
             raise
     finally:
         log.close()
+        if guard is not None:
+            guard.close()  # ends children the notebook left running
+            result.survivors = len(guard.survivors())
+            result.peak_memory_mb = round(guard.peak_bytes / 2**20, 1)
+            if guard.memory_exceeded:
+                _blame_memory(result, budget.memory_limit_mb)
     timings["execute_total"] = time.monotonic() - started
     return result
+
+
+def _blame_memory(result: ExecutionResult, limit_mb: float) -> None:
+    """The watchdog killed the kernel: say so instead of "the kernel died"."""
+    result.status = "kernel_died"
+    dead = next((c for c in reversed(result.cells) if c.error == "DeadKernelError"), None)
+    where = f" in cell {dead.index + 1}" if dead else ""
+    result.reason = f"memory limit of {limit_mb:g} MB exceeded{where}; the kernel was stopped"
+    if dead:
+        dead.error, dead.message = "MemoryLimit", f"the kernel used more than {limit_mb:g} MB"
 
 
 def _run_student_cells(client, nb, budget: Execution, replies: dict, result: ExecutionResult) -> None:

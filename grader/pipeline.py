@@ -184,6 +184,7 @@ def summarise_execution(
         + (list(evidence.facts.notes) if evidence.facts else []),
         output_truncated_cells=[c.index + 1 for c in result.cells if c.output_truncated],
         evidence_error=evidence.facts_error,
+        peak_memory_mb=result.peak_memory_mb,
     )
 
 

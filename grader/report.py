@@ -57,6 +57,7 @@ class ExecutionSummary(_Model):
     evidence_error: str | None = Field(
         None, description="Why the kernel-side evidence is missing, if it is."
     )
+    peak_memory_mb: float | None = Field(None, description="Peak resident memory of the kernel group.")
 
 
 class Submission(_Model):

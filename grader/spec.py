@@ -37,6 +37,9 @@ class Execution(_Strict):
     seed: int = Field(0, description="Seed for random, numpy and torch in the kernel.")
     map_cuda: bool = Field(True, description="Run .cuda()/.to('cuda') on the CPU.")
     max_notebook_mb: float = Field(50, gt=0, description="Refuse larger notebooks.")
+    memory_limit_mb: float = Field(
+        3072, gt=0, description="Resident memory of the kernel and its children; above it the kernel is stopped."
+    )
 
 
 class Mutant(_Strict):

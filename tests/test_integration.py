@@ -84,6 +84,7 @@ def normalised(report: Report) -> dict:
     for key in ("timings", "graded_at", "versions"):
         data.pop(key)
     data["submission"] = {"notebook": data["submission"]["notebook"]}
+    data["execution"].pop("peak_memory_mb", None)
     for cell in data["execution"]["cell_errors"]:
         cell.pop("traceback", None)
 

@@ -1,0 +1,115 @@
+"""Keep one submission's processes in bounds: memory, leftovers, Ctrl-C.
+
+jupyter_client starts each kernel in a session of its own, so its process group holds
+the kernel and every child it forks. A watchdog thread sums the group's resident memory
+and kills the group above the cap (``RLIMIT_AS`` would break torch, which reserves large
+virtual ranges). When the submission ends, the whole group is killed, so no ``sleep``
+or forked child outlives it. Every live group is registered, so an interrupted batch can
+end them all. (A child that calls ``setsid`` leaves the group; run the grader in a
+container when that matters.)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_live: set[int] = set()
+_lock = threading.Lock()
+
+
+def group_members(pgid: int) -> list[int]:
+    """pids whose process group is ``pgid`` (Linux /proc; empty elsewhere)."""
+    members = []
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) == pgid:  # field 5 of /proc/pid/stat: pgrp
+                members.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return members
+
+
+def group_rss_bytes(pgid: int) -> int:
+    total = 0
+    for pid in group_members(pgid):
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, OSError):
+        pass
+
+
+class GroupGuard:
+    """Watch one kernel's process group; ``close()`` kills whatever is left of it."""
+
+    def __init__(self, pgid: int, *, memory_limit_mb: float, interval: float = 0.25):
+        self.pgid = pgid
+        self.limit = int(memory_limit_mb * 1024 * 1024)
+        self.interval = interval
+        self.peak_bytes = 0
+        self.memory_exceeded = False
+        self._stop = threading.Event()
+        with _lock:
+            _live.add(pgid)
+        self._thread = threading.Thread(target=self._watch, name=f"guard-{pgid}", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval):
+            rss = group_rss_bytes(self.pgid)
+            self.peak_bytes = max(self.peak_bytes, rss)
+            if rss > self.limit:
+                self.memory_exceeded = True
+                kill_group(self.pgid)
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        kill_group(self.pgid)
+        with _lock:
+            _live.discard(self.pgid)
+
+    def survivors(self, wait: float = 1.0) -> list[int]:
+        """Members of the group still alive (after close(): should be none)."""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            alive = [p for p in group_members(self.pgid) if not _is_zombie(p)]
+            if not alive:
+                return []
+            time.sleep(0.05)
+        return [p for p in group_members(self.pgid) if not _is_zombie(p)]
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2] == "Z"
+    except (OSError, ValueError, IndexError):
+        return True
+
+
+def kill_all() -> int:
+    """End every live kernel group (an interrupted batch). Returns how many."""
+    with _lock:
+        groups = list(_live)
+        _live.clear()
+    for pgid in groups:
+        kill_group(pgid)
+    return len(groups)
