@@ -1,0 +1,107 @@
+"""Hostile and broken submissions graded in one batch: every report present and
+correct, no cheat gains a point, no secret leaks, nothing left running."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from grader.api import grade, load_grading, unique_names
+from tests.fixtures.hostile import CASES, SLEEP_MARKERS
+from tests.fixtures.notebooks import code_score
+
+ROOT = Path(__file__).resolve().parent.parent
+CANARY = "canary-9f8e7d6c"
+pytestmark = pytest.mark.kernel
+
+
+def tight_assignment(base: Path):
+    """01-very-basics with short budgets so the hangs cost little."""
+    folder = base / "assignments" / "01-very-basics"
+    shutil.copytree(ROOT / "assignments" / "01-very-basics", folder)
+    spec = folder / "assignment.toml"
+    spec.write_text(spec.read_text().replace("cell_timeout = 120", "cell_timeout = 8")
+                    .replace("deadline = 300", "deadline = 60"))
+    (base / "rubrics").mkdir()
+    shutil.copy(ROOT / "rubrics" / "01-very-basics.toml", base / "rubrics")
+    shutil.copytree(ROOT / "student_template", base / "student_template")
+    return load_grading(assignment=folder)
+
+
+def marker_processes() -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if cmd.startswith("sleep ") and any(m in cmd for m in SLEEP_MARKERS):
+                found.append(cmd)
+    return found
+
+
+def grader_temp_dirs() -> set[str]:
+    return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("grader-")}
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    base = tmp_path_factory.mktemp("hostile")
+    grading = tight_assignment(base / "grader")
+    subs = base / "submissions"
+    subs.mkdir()
+    paths = []
+    for case in CASES:
+        built = case.build(subs / case.name)
+        paths.append(built if built.is_dir() else built.parent)
+    before = grader_temp_dirs()
+    os.environ["GITHUB_TOKEN"] = CANARY
+    os.environ["ACTIONS_RUNTIME_TOKEN"] = CANARY
+    try:
+        reports = grade(paths=paths, grading=grading, out_dir=base / "out", jobs=2)
+    finally:
+        del os.environ["GITHUB_TOKEN"], os.environ["ACTIONS_RUNTIME_TOKEN"]
+    names = dict(zip((c.name for c in CASES), unique_names(paths)))
+    return {"reports": reports, "out": base / "out", "temp_before": before, "names": names}
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_case(batch, case):
+    report = batch["reports"][batch["names"][case.name]]
+    kind, _, execution = case.status.partition(":")
+    assert report.status == kind, (report.error, report.execution.reason)
+    if execution:
+        assert report.execution.status == execution, report.execution.reason
+    if case.reason:
+        assert case.reason in f"{report.error} {report.execution.reason}", (report.error, report.execution.reason)
+    assert code_score(report) <= case.max_code, [(c.id, c.status, c.message) for c in report.checks]
+    by_id = {c.id: c for c in report.checks}
+    for item in case.must_fail:
+        assert by_id[item].status in ("fail", "error"), (item, by_id[item].message)
+    assert len(report.checks) == 11
+
+
+def test_every_report_written_and_small(batch):
+    out: Path = batch["out"]
+    files = sorted(p.name for p in out.glob("*.json") if p.name != "duplicates.json")
+    assert len(files) == len(CASES)
+    assert all(p.stat().st_size < 60_000 for p in out.glob("*.json"))
+    assert (out / "summary.csv").read_text().count("\n") == len(CASES) + 1
+
+
+def test_no_secret_in_any_output(batch):
+    for path in batch["out"].iterdir():
+        assert CANARY not in path.read_text(errors="replace"), path
+
+
+def test_nothing_left_running_or_behind(batch):
+    assert marker_processes() == []
+    assert grader_temp_dirs() - batch["temp_before"] == set()
+    honest = batch["reports"]["children_left_running"]
+    assert honest.execution.status == "ok"
