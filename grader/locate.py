@@ -11,6 +11,9 @@ from pathlib import Path
 import nbformat
 
 
+_ARCHIVES = (".zip", ".tar", ".gz", ".tgz", ".7z", ".rar")
+
+
 class SubmissionError(Exception):
     """The submission cannot be graded; the message says why and what to do."""
 
@@ -44,6 +47,11 @@ def locate_notebook(path: Path, *, patterns: list[str]) -> Located:
     folder. More than one candidate is an error that lists them, never a guess.
     """
     if path.is_file():
+        if path.suffix.lower() in _ARCHIVES:
+            raise SubmissionError(
+                f"{path.name}: archives are not graded; unpack it and grade the folder "
+                "(the grader never extracts archives, so no entry can land outside its folder)"
+            )
         return Located(path.parent, path)
     if not path.is_dir():
         raise SubmissionError(f"{path}: no such file or folder")
@@ -62,6 +70,12 @@ def locate_notebook(path: Path, *, patterns: list[str]) -> Located:
                 found.append(cand)
         if found:
             break
+    archives = [p for p in sorted(path.glob("*")) if p.suffix.lower() in _ARCHIVES]
+    if not found and archives:
+        raise SubmissionError(
+            f"{path}: no notebook, but {archives[0].name}: archives are not graded; unpack it "
+            "and submit the notebook itself"
+        )
     if not found:
         raise SubmissionError(
             f"{path}: no notebook matching {', '.join(patterns)}; add your notebook to the "
