@@ -41,8 +41,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="assignment id (folder under assignments/) or path to its folder")
     g.add_argument("-o", "--out", type=Path, default=Path("reports"),
                    help="output folder for <submission>.json and summary.csv (default: reports)")
-    g.add_argument("-j", "--jobs", type=int, default=1,
-                   help="submissions graded in parallel, each in its own kernel (default: 1)")
+    g.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
+                   help="submissions graded in parallel, each in its own single-threaded kernel "
+                        "(default: the number of CPU cores)")
     g.add_argument("-f", "--format", choices=FORMAT_NAMES, default=None,
                    help="also write OUT/<submission>.<ext> in this format (and print it for a "
                         "single submission); classroom also sets the Actions step output")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from grader.evidence import Evidence, ParamTally
 from grader.facts import Facts, GraphFacts, ModuleInfo, RunFacts
 
@@ -32,3 +34,17 @@ def evidence(the_run: RunFacts | None = None, *, total=44, **kw) -> Evidence:
     f = facts(*( [the_run] if the_run else []))
     tally = ParamTally(total=total, layers=[("lin1", "Linear", total)], shared=[]) if the_run else None
     return Evidence(facts=f, run=the_run, tally=tally, **kw)
+
+
+def sleeping(*markers: str) -> list[str]:
+    """Command lines of live `sleep <marker>` processes (what a notebook left behind)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+            except OSError:
+                continue
+            if cmd.startswith("sleep ") and cmd.split()[-1] in markers:
+                found.append(cmd)
+    return found

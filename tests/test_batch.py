@@ -14,6 +14,7 @@ import pytest
 
 from grader.api import grade
 from tests.fixtures.notebooks import HEAD, Fixture, net, train
+from tests.helpers import sleeping
 
 
 def broken(folder: Path, name: str) -> Path:
@@ -58,15 +59,3 @@ def test_ctrl_c_leaves_no_half_report_and_no_kernel(tmp_path):
     assert not list(out.glob(".*.tmp")) if out.exists() else True
     time.sleep(0.5)
     assert not sleeping("9313")
-
-
-def sleeping(marker: str) -> bool:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if cmd.strip() == f"sleep {marker}":
-                return True
-    return False

@@ -14,6 +14,7 @@ import pytest
 from grader.api import grade, load_grading, unique_names
 from tests.fixtures.hostile import CASES, SLEEP_MARKERS
 from tests.fixtures.notebooks import code_score
+from tests.helpers import sleeping
 
 ROOT = Path(__file__).resolve().parent.parent
 CANARY = "canary-9f8e7d6c"
@@ -34,16 +35,7 @@ def tight_assignment(base: Path):
 
 
 def marker_processes() -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if cmd.startswith("sleep ") and any(m in cmd for m in SLEEP_MARKERS):
-                found.append(cmd)
-    return found
+    return sleeping(*SLEEP_MARKERS)
 
 
 def grader_temp_dirs() -> set[str]:
