@@ -21,6 +21,7 @@ from grader.guard import kill_all as kill_all_kernels
 from grader.overrides import apply_overrides, load_overrides
 from grader.overrides import resolve as resolve_overrides
 from grader.pipeline import error_report, grade_submission
+from grader.warm import Prewarmer, WarmKernel
 from grader.render import gradebook_csv, report_json
 from grader.report import Report
 from grader.rubric import Rubric, load_rubric
@@ -108,16 +109,26 @@ def grade(
     jobs: int = 1,
     overrides: Path | None = None,
     force: bool = False,
+    prewarm: bool = True,
     on_report: Callable[[str, Report], None] | None = None,
 ) -> dict[str, Report]:
     """Grade many submissions; write ``<out>/<name>.json`` as each finishes and
     ``<out>/summary.csv`` at the end. One failing submission never stops the batch.
-    TA overrides (the given file, else ``<out>/overrides.toml``) are applied to each."""
+    TA overrides (the given file, else ``<out>/overrides.toml``) are applied to each.
+    With ``prewarm``, each worker starts its next kernel while it grades (batches only)."""
     names = unique_names(paths)
     reports: dict[str, Report] = {}
     in_force = resolve_overrides(given=overrides, out_dir=out_dir)
     entries = load_overrides(in_force, rubric=grading.rubric) if in_force else []
     interrupted = threading.Event()
+    local = threading.local()  # one pre-warmer (one spare kernel) per worker thread
+    warmers: list[Prewarmer] = []
+
+    def kernels() -> WarmKernel | None:
+        if not hasattr(local, "warmer"):
+            local.warmer = Prewarmer(budget=grading.assignment.spec.execution)
+            warmers.append(local.warmer)
+        return local.warmer.take()
 
     def one(name: str, path: Path) -> tuple[str, Report]:
         if out_dir is not None and not force:
@@ -125,7 +136,10 @@ def grade(
             if previous is not None:
                 return name, apply_overrides(previous, name, entries)
         try:
-            report = grade_one(path=path, grading=grading)
+            report = grade_submission(
+                path=path, assignment=grading.assignment, rubric=grading.rubric,
+                params=grading.params, kernels=kernels if prewarm and len(paths) > 1 else None,
+            )
         except Exception as exc:  # a grader bug must cost one report, not the batch
             report = internal_error_report(path=path, grading=grading, exc=exc)
         report = apply_overrides(report, name, entries)
@@ -149,6 +163,8 @@ def grade(
         raise
     finally:
         pool.shutdown(wait=True)
+        for warmer in warmers:
+            warmer.close()
     ordered = {n: reports[n] for n in names}
     if out_dir is not None:
         book = read_reports(out_dir, assignment=grading.assignment.id)

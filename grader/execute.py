@@ -6,6 +6,7 @@ the probe wrote its facts; it decides nothing about points.
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
@@ -14,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import nbformat
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
@@ -24,6 +25,9 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from grader.guard import GroupGuard
 from grader.spec import Execution
+
+if TYPE_CHECKING:
+    from grader.warm import WarmKernel
 
 ExecStatus = Literal["ok", "errors", "timeout", "kernel_died", "not_started"]
 _TIMEOUT_ENAME = "CellTimeoutError"
@@ -57,7 +61,7 @@ class ExecutionResult:
         return sum(1 for c in self.cells if c.status != "skipped")
 
 
-class _ThisPython(KernelSpecManager):
+class ThisPython(KernelSpecManager):
     """Always this interpreter's ipykernel, whatever kernelspecs the machine has."""
 
     def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
@@ -156,8 +160,10 @@ def execute_notebook(
     facts_dir: Path,
     nonce: str,
     budget: Execution,
+    warm: WarmKernel | None = None,
 ) -> ExecutionResult:
-    """Execute ``nb``'s code cells in ``workdir``; the probe writes into ``facts_dir``."""
+    """Execute ``nb``'s code cells in ``workdir``; the probe writes into ``facts_dir``.
+    With ``warm``, its kernel (started in ``workspace`` with the first cell run) is used."""
     timings: dict[str, float] = {}
     # nbclient stores each executed cell back at nb.cells[index], so the injected cells
     # get real positions in a combined notebook: [init] + student cells + [probe].
@@ -165,10 +171,11 @@ def execute_notebook(
     probe = nbformat.v4.new_code_cell(probe_source(facts_dir=facts_dir, nonce=nonce))
     combined = nbformat.v4.new_notebook(metadata=nb.metadata, cells=[init, *nb.cells, probe])
     probe_index = len(combined.cells) - 1
-    km = AsyncKernelManager(kernel_spec_manager=_ThisPython(), kernel_name="grader")
+    km = warm.km if warm else AsyncKernelManager(kernel_spec_manager=ThisPython(), kernel_name="grader")
     client = _CappedClient(
         combined,
         km=km,
+        shutdown_kernel="immediate",
         allow_errors=True,
         interrupt_on_timeout=True,
         error_on_timeout={"ename": _TIMEOUT_ENAME, "evalue": "cell timed out", "traceback": []},
@@ -182,28 +189,33 @@ def execute_notebook(
     client.on_cell_executed = lambda cell, cell_index, execute_reply: replies.__setitem__(
         cell_index, execute_reply or {}
     )
-    log = (workspace / "kernel.log").open("wb")
+    log = warm.log if warm else (workspace / "kernel.log").open("wb")
     result = ExecutionResult(status="ok", reason=None, timings=timings)
     guard: GroupGuard | None = None
     started = time.monotonic()
     try:
-        with client.setup_kernel(
+        with client.setup_kernel(  # a warm kernel is running already: nothing is started
             env=kernel_env(workspace=workspace, threads=budget.threads),
             cwd=str(workdir),
             stdout=log,
             stderr=log,
+            cleanup_kc=True,  # we pass our own manager; still end the kernel here
         ):
             timings["kernel_start"] = time.monotonic() - started
             pgid = getattr(km.provisioner, "pgid", None) or getattr(km.provisioner, "pid", None)
             if pgid:
                 guard = GroupGuard(pgid, memory_limit_mb=budget.memory_limit_mb)
-            client.timeout = int(budget.probe_timeout)
-            client.execute_cell(init, 0, store_history=False)
-            init_reply = replies.pop(0, {}).get("content", {})
-            if init_reply.get("status") == "error":
-                result.probe_error = (
-                    f"instrumentation failed: {init_reply.get('ename')}: {init_reply.get('evalue')}"
-                )
+            if warm is not None:
+                result.probe_error = warm.init_error
+                timings["prewarm"] = warm.seconds
+            else:
+                client.timeout = int(budget.probe_timeout)
+                client.execute_cell(init, 0, store_history=False)
+                init_reply = replies.pop(0, {}).get("content", {})
+                if init_reply.get("status") == "error":
+                    result.probe_error = (
+                        f"instrumentation failed: {init_reply.get('ename')}: {init_reply.get('evalue')}"
+                    )
             _run_student_cells(client, combined, budget, replies, result)
             timings["cells"] = time.monotonic() - started - timings["kernel_start"]
             if result.status != "kernel_died":
@@ -225,6 +237,7 @@ def execute_notebook(
         else:
             raise
     finally:
+        atexit.unregister(client._cleanup_kernel)  # nbclient registers one per client
         log.close()
         if guard is not None:
             guard.close()  # ends children the notebook left running

@@ -105,6 +105,17 @@ def _is_zombie(pid: int) -> bool:
         return True
 
 
+def register(pgid: int) -> None:
+    """Track a group that no GroupGuard watches yet (a pre-warmed spare kernel)."""
+    with _lock:
+        _live.add(pgid)
+
+
+def unregister(pgid: int) -> None:
+    with _lock:
+        _live.discard(pgid)
+
+
 def kill_all() -> int:
     """End every live kernel group (an interrupted batch). Returns how many."""
     with _lock:

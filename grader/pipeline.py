@@ -13,7 +13,9 @@ import threading
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,6 +31,9 @@ from grader.locate import Located, SubmissionError, locate_notebook, read_notebo
 from grader.report import CellError, CheckResult, ExecutionSummary, Report, Submission, Versions
 from grader.rubric import Rubric
 from grader.spec import Assignment
+
+if TYPE_CHECKING:
+    from grader.warm import WarmKernel
 
 _SKIP_DIRS = {".git", ".ipynb_checkpoints", "__pycache__", ".github", "node_modules", ".venv"}
 _MAX_COPY_BYTES = 200 * 1024 * 1024
@@ -64,7 +69,7 @@ def prepare_workspace(*, located: Located, assignment: Assignment, workspace: Pa
     """Copy the submission's files (never symlinks) and the assignment's data into a
     fresh working directory; the student's own files are never touched in place."""
     work = workspace / "work"
-    work.mkdir()
+    work.mkdir(exist_ok=True)  # a warm kernel's workspace has it already
     budget = _MAX_COPY_BYTES
     root = located.root
     for src in sorted(root.rglob("*")):
@@ -236,8 +241,10 @@ def _now() -> str:
 def grade_submission(
     *, path: Path, assignment: Assignment, rubric: Rubric, params: dict[str, BaseModel],
     notebook_patterns: list[str] | None = None,
+    kernels: Callable[[], WarmKernel | None] | None = None,
 ) -> Report:
-    """Grade one submission (a notebook file or a folder). Never raises for bad input."""
+    """Grade one submission (a notebook file or a folder). Never raises for bad input.
+    ``kernels`` hands out pre-warmed kernels; it is asked only once the notebook is read."""
     t0 = time.monotonic()
     timings: dict[str, float] = {}
     warm_host_torch()
@@ -252,14 +259,15 @@ def grade_submission(
         return error_report(assignment=assignment, rubric=rubric, params=params, path=path,
                             located=located, reason=f"{path}: cannot read ({exc.strerror or exc})")
     timings["locate"] = time.monotonic() - t0
-    with tempfile.TemporaryDirectory(prefix="grader-") as tmp:
+    warm = kernels() if kernels is not None else None
+    with (warm.tmpdir if warm else tempfile.TemporaryDirectory(prefix="grader-")) as tmp:
         workspace = Path(tmp)
         work = prepare_workspace(located=located, assignment=assignment, workspace=workspace)
         nonce = secrets.token_hex(16)
         facts_dir = workspace / f"facts-{nonce}"
         result = execute_notebook(
             nb=nb, workdir=work, workspace=workspace, facts_dir=facts_dir, nonce=nonce,
-            budget=assignment.spec.execution,
+            budget=assignment.spec.execution, warm=warm,
         )
         timings.update(result.timings)
         t1 = time.monotonic()

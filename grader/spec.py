@@ -37,6 +37,10 @@ class Execution(_Strict):
     seed: int = Field(0, description="Seed for random, numpy and torch in the kernel.")
     map_cuda: bool = Field(True, description="Run .cuda()/.to('cuda') on the CPU.")
     max_notebook_mb: float = Field(50, gt=0, description="Refuse larger notebooks.")
+    prewarm_imports: list[str] = Field(
+        default_factory=lambda: ["numpy", "matplotlib.pyplot"],
+        description="Modules a pre-warmed kernel imports before seeding (batches only).",
+    )
     memory_limit_mb: float = Field(
         3072, gt=0, description="Resident memory of the kernel and its children; above it the kernel is stopped."
     )
