@@ -115,20 +115,30 @@ def grade(
     """Grade many submissions; write ``<out>/<name>.json`` as each finishes and
     ``<out>/summary.csv`` at the end. One failing submission never stops the batch.
     TA overrides (the given file, else ``<out>/overrides.toml``) are applied to each.
-    With ``prewarm``, each worker starts its next kernel while it grades (batches only)."""
+    With ``prewarm`` and a core to spare (jobs < cores), each worker starts its next kernel
+    while it grades."""
     names = unique_names(paths)
     reports: dict[str, Report] = {}
     in_force = resolve_overrides(given=overrides, out_dir=out_dir)
     entries = load_overrides(in_force, rubric=grading.rubric) if in_force else []
     interrupted = threading.Event()
+    # A spare kernel only pays off on an idle core; with every core busy it would only
+    # double each job's memory.
+    use_warm = prewarm and len(paths) > 1 and max(1, jobs) < (os.cpu_count() or 1)
     local = threading.local()  # one pre-warmer (one spare kernel) per worker thread
     warmers: list[Prewarmer] = []
+
+    unstarted = [len(paths)]  # submissions no worker has taken yet
+    count_lock = threading.Lock()
 
     def kernels() -> WarmKernel | None:
         if not hasattr(local, "warmer"):
             local.warmer = Prewarmer(budget=grading.assignment.spec.execution)
             warmers.append(local.warmer)
-        return local.warmer.take()
+        with count_lock:
+            unstarted[0] -= 1
+            more = unstarted[0] > 0
+        return local.warmer.take(start_next=more)
 
     def one(name: str, path: Path) -> tuple[str, Report]:
         if out_dir is not None and not force:
@@ -138,7 +148,7 @@ def grade(
         try:
             report = grade_submission(
                 path=path, assignment=grading.assignment, rubric=grading.rubric,
-                params=grading.params, kernels=kernels if prewarm and len(paths) > 1 else None,
+                params=grading.params, kernels=kernels if use_warm else None,
             )
         except Exception as exc:  # a grader bug must cost one report, not the batch
             report = internal_error_report(path=path, grading=grading, exc=exc)

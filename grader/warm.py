@@ -121,11 +121,13 @@ class Prewarmer:
         threading.Thread(target=run, name="grader-prewarm", daemon=True).start()
         self._next = fut
 
-    def take(self) -> WarmKernel | None:
-        """The warm kernel (waiting for it if still starting); the next starts at once."""
+    def take(self, *, start_next: bool = True) -> WarmKernel | None:
+        """The warm kernel (waiting for it if still starting); unless this was the last
+        submission, the next one starts at once."""
         with self._lock:
-            fut = self._next
-            self._start_next()
+            fut, self._next = self._next, None
+            if start_next:
+                self._start_next()
         warm = fut.result() if fut is not None else start_warm_kernel(budget=self.budget)
         if warm.start_error:
             warm.discard()

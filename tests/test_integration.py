@@ -109,3 +109,15 @@ def test_golden_report(graded, name):
         path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
     assert path.is_file(), f"no golden report for {name}: run with GRADER_UPDATE_GOLDEN=1"
     assert current == json.loads(path.read_text())
+
+
+def test_prewarmed_kernels_give_the_same_reports(tmp_path, grading):
+    """jobs=1 on a multi-core machine grades on pre-warmed kernels: same evidence."""
+    from grader.api import grade
+
+    names = ["solution_full_batch", "per_sample_variable_summary", "import_error_early"]
+    paths = [BY_NAME[n].write(tmp_path) for n in names]
+    reports = grade(paths=paths, grading=grading, jobs=1)
+    for name in names:
+        assert "prewarm" in reports[name].timings
+        assert normalised(reports[name]) == json.loads((GOLDEN / f"{name}.json").read_text())
