@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                 "code": code_score(r), "score": r.score, "seconds": r.timings.get("total", 0.0),
                 "peak_mb": r.execution.peak_memory_mb,
             })
-    print(f"| case | status | execution | reason | code pts | wall s | peak MB |\n|---|---|---|---|---:|---:|---:|")
+    print("| case | status | execution | reason | code pts | wall s | peak MB |\n|---|---|---|---|---:|---:|---:|")
     for row in rows:
         print(f"| {row['case']} | {row['status']} | {row['execution']} | {row['reason']} | "
               f"{row['code']:g} | {row['seconds']:.1f} | {row['peak_mb'] or '-'} |")

@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
@@ -35,7 +35,6 @@ class WarmKernel:
     init_error: str | None = None
     seconds: float = 0.0  # how long it took to make (off the critical path)
     start_error: str | None = None
-    extra: dict = field(default_factory=dict)
 
     def discard(self) -> None:
         """End an unused warm kernel and remove its workspace."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.api import grade, load_grading
+from grader.api import grade
 from grader.evidence import Evidence
 from grader.pipeline import gather_answers, run_checks
 from grader.spec import ConfigError

@@ -3,7 +3,6 @@ correct, no cheat gains a point, no secret leaks, nothing left running."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile

@@ -18,7 +18,6 @@ import math
 import os
 import random
 import sys
-import time
 import zlib
 
 import torch
@@ -120,15 +119,14 @@ def _optimizer_params(optimizer):
 class _Forward:
     """One call of a top-level module (a forward not nested in another module's)."""
 
-    __slots__ = ("module", "samples", "rows", "grad_fn", "used", "data_input")
+    __slots__ = ("module", "samples", "rows", "grad_fn", "used")
 
-    def __init__(self, module, samples, rows, grad_fn, data_input):
+    def __init__(self, module, samples, rows, grad_fn):
         self.module = module
         self.samples = samples
         self.rows = rows
         self.grad_fn = grad_fn
-        self.used = False
-        self.data_input = data_input
+        self.used = False  # set when gradient flows back through the output
 
 
 class _Run:
@@ -189,7 +187,7 @@ class Recorder:
         samples, rows = 0, ()
         if data_input:
             samples, rows = self._rows(x)
-        fwd = _Forward(module, samples, rows, out.grad_fn, data_input)
+        fwd = _Forward(module, samples, rows, out.grad_fn)
 
         def _mark_used(grad, fwd=fwd):
             fwd.used = True
@@ -541,7 +539,6 @@ def install(config_json: str) -> None:
         ip.events.register("pre_run_cell", rec.reset_cell)
     except NameError:
         pass
-    rec.started = time.time()
 
 
 def finish(out_dir: str, nonce: str) -> None:
