@@ -81,17 +81,21 @@ def resolve(*, given: Path | None, out_dir: Path | None) -> Path | None:
 
 
 def apply_overrides(report: Report, name: str, entries: list[OverrideEntry]) -> Report:
+    """Idempotent: every item starts again from its automatic score, so a saved report
+    (re-used on resume) never takes a TA's points for the grader's, and an override
+    removed from the file is removed from the report."""
     mine = {e.item: e for e in entries if e.submission == name}
-    if not mine:
+    if not mine and all(c.override is None for c in report.checks):
         return report
     checks: list[CheckResult] = []
     for c in report.checks:
+        auto = c.auto_score if c.override is not None and c.auto_score is not None else c.score
         e = mine.get(c.id)
         if e is None:
-            checks.append(c)
+            checks.append(c.model_copy(update={"score": auto, "auto_score": None, "override": None}))
             continue
         checks.append(c.model_copy(update={
-            "auto_score": c.score,
+            "auto_score": auto,
             "score": e.points,
             "override": Override(points=e.points, by=e.by, comment=e.comment),
         }))

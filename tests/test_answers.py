@@ -160,6 +160,7 @@ def test_overrides_applied_and_kept_on_regrade(tmp_path, grading):
     assert first.score == sum(c.score for c in first.checks)
     again = grade(paths=[sub], grading=grading, out_dir=out)["ann"]  # no --overrides this time
     assert next(c for c in again.checks if c.id == "readme_q2").score == 28
+    assert next(c for c in again.checks if c.id == "readme_q2").auto_score == q2.auto_score
     assert "readme_q2" in (out / "summary.csv").read_text().splitlines()[1]
 
 
@@ -185,3 +186,17 @@ def test_outside_readme_factor_from_rubric(tmp_path, grading):
     full = check.func(ev, params).fraction
     halved = check.func(ev, params.model_copy(update={"outside_readme_factor": 0.5})).fraction
     assert halved == pytest.approx(full / 2)
+
+
+def test_removed_override_restores_the_automatic_score(tmp_path, grading):
+    sub = broken_submission(tmp_path, "ann", READMES / "keyword_stuffing.md")
+    out = tmp_path / "out"
+    overrides = tmp_path / "overrides.toml"
+    overrides.write_text('[[override]]\nsubmission = "ann"\nitem = "readme_q2"\npoints = 28\nby = "TA"\n')
+    first = grade(paths=[sub], grading=grading, out_dir=out, overrides=overrides)["ann"]
+    auto = next(c for c in first.checks if c.id == "readme_q2").auto_score
+    overrides.write_text("schema_version = 1\n")
+    again = grade(paths=[sub], grading=grading, out_dir=out, overrides=overrides)["ann"]
+    q2 = next(c for c in again.checks if c.id == "readme_q2")
+    assert q2.score == auto and q2.override is None and q2.auto_score is None
+    assert again.score == sum(c.score for c in again.checks)
