@@ -22,7 +22,8 @@ from grader.overrides import apply_overrides, load_overrides
 from grader.overrides import resolve as resolve_overrides
 from grader.pipeline import error_report, grade_submission
 from grader.warm import Prewarmer, WarmKernel
-from grader.render import gradebook_csv, report_json
+from grader.formats import render_json
+from grader.render import gradebook_csv
 from grader.report import Report
 from grader.rubric import Rubric, load_rubric
 from grader.spec import Assignment, load_assignment
@@ -154,7 +155,7 @@ def grade(
             report = internal_error_report(path=path, grading=grading, exc=exc)
         report = apply_overrides(report, name, entries)
         if out_dir is not None and not interrupted.is_set():
-            write_atomic(out_dir / f"{name}.json", report_json(report))
+            write_atomic(out_dir / f"{name}.json", render_json(report))
         return name, report
 
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))

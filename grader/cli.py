@@ -147,14 +147,15 @@ def _write_formats(reports, args, console: Console) -> None:
 
 def _cmd_check(args, console: Console) -> int:
     from grader.api import grade_one, load_grading
-    from grader.render import print_check, report_json
+    from grader.formats import render_json
+    from grader.render import print_check
 
     grading = load_grading(assignment=args.assignment)
     if not args.json:
         console.print(f"running {args.notebook} in a fresh kernel…")
     report = grade_one(path=args.notebook, grading=grading)
     if args.json:
-        sys.stdout.write(report_json(report))
+        sys.stdout.write(render_json(report))
     else:
         print_check(report, console=console)
     return EXIT_OK if report.passed_all else EXIT_NO

@@ -1,4 +1,4 @@
-"""Every output format, rendered from one ``Report``.
+"""Every file format of one ``Report`` (batch and terminal views: ``grader.render``).
 
 json, text, markdown, classroom (GitHub Classroom's autograding reporter), gradescope
 and prairielearn (their ``results.json``), junit (XML). Each renderer is a pure function

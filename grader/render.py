@@ -1,5 +1,5 @@
-"""Render reports: JSON, the gradebook CSV, and the terminal views. The only module
-that knows about output formats."""
+"""Batch and terminal views: the gradebook CSV and the rich tables of `grader check`,
+`grade` and `validate`. One report's file formats live in ``grader.formats``."""
 
 from __future__ import annotations
 
@@ -18,10 +18,6 @@ from grader.rubric import Rubric
 
 _MARK = {"pass": "✓", "fail": "✗", "error": "!", "skipped": "-"}
 _STYLE = {"pass": "green", "fail": "red", "error": "yellow", "skipped": "dim"}
-
-
-def report_json(report: Report) -> str:
-    return report.model_dump_json(indent=2) + "\n"
 
 
 def gradebook_csv(
