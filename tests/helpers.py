@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from grader.evidence import Evidence, ParamTally
@@ -48,3 +49,26 @@ def sleeping(*markers: str) -> list[str]:
             if cmd.startswith("sleep ") and cmd.split()[-1] in markers:
                 found.append(cmd)
     return found
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tight_grading(base: Path, *, cell_timeout: int, deadline: int):
+    """A copy of 01-very-basics (with its rubric and student template) whose budgets are
+    short, so tests of hangs and timeouts cost little."""
+    from grader.api import load_grading
+
+    folder = base / "assignments" / "01-very-basics"
+    shutil.copytree(ROOT / "assignments" / "01-very-basics", folder)
+    spec = folder / "assignment.toml"
+    text = spec.read_text()
+    for old, new in (("cell_timeout = 120", f"cell_timeout = {cell_timeout}"),
+                     ("deadline = 300", f"deadline = {deadline}")):
+        assert old in text, f"the spec no longer says {old!r}: update this helper"
+        text = text.replace(old, new)
+    spec.write_text(text)
+    (base / "rubrics").mkdir()
+    shutil.copy(ROOT / "rubrics" / "01-very-basics.toml", base / "rubrics")
+    shutil.copytree(ROOT / "student_template", base / "student_template")
+    return load_grading(assignment=folder)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from grader.api import grade_one, load_grading
+from grader.api import grade_one
 from tests.fixtures.notebooks import HEAD, Fixture, code_score, net, train
+from tests.helpers import tight_grading
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.kernel
@@ -19,16 +19,7 @@ pytestmark = pytest.mark.kernel
 @pytest.fixture(scope="module")
 def tight(tmp_path_factory):
     """01-very-basics with a 4 s cell timeout and a 12 s notebook deadline."""
-    base = tmp_path_factory.mktemp("tight")
-    folder = base / "assignments" / "01-very-basics"
-    shutil.copytree(ROOT / "assignments" / "01-very-basics", folder)
-    spec = folder / "assignment.toml"
-    text = spec.read_text().replace("cell_timeout = 120", "cell_timeout = 4").replace(
-        "deadline = 300", "deadline = 12")
-    spec.write_text(text)
-    (base / "rubrics").mkdir()
-    shutil.copy(ROOT / "rubrics" / "01-very-basics.toml", base / "rubrics")
-    return load_grading(assignment=folder)
+    return tight_grading(tmp_path_factory.mktemp("tight"), cell_timeout=4, deadline=12)
 
 
 def test_cell_timeout_interrupts_and_later_training_is_graded(tmp_path, tight):

@@ -4,16 +4,15 @@ correct, no cheat gains a point, no secret leaks, nothing left running."""
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from grader.api import grade, load_grading, unique_names
+from grader.api import grade, unique_names
 from tests.fixtures.hostile import CASES, SLEEP_MARKERS
 from tests.fixtures.notebooks import code_score
-from tests.helpers import sleeping
+from tests.helpers import sleeping, tight_grading
 
 ROOT = Path(__file__).resolve().parent.parent
 CANARY = "canary-9f8e7d6c"
@@ -22,15 +21,7 @@ pytestmark = pytest.mark.kernel
 
 def tight_assignment(base: Path):
     """01-very-basics with short budgets so the hangs cost little."""
-    folder = base / "assignments" / "01-very-basics"
-    shutil.copytree(ROOT / "assignments" / "01-very-basics", folder)
-    spec = folder / "assignment.toml"
-    spec.write_text(spec.read_text().replace("cell_timeout = 120", "cell_timeout = 8")
-                    .replace("deadline = 300", "deadline = 60"))
-    (base / "rubrics").mkdir()
-    shutil.copy(ROOT / "rubrics" / "01-very-basics.toml", base / "rubrics")
-    shutil.copytree(ROOT / "student_template", base / "student_template")
-    return load_grading(assignment=folder)
+    return tight_grading(base, cell_timeout=8, deadline=60)
 
 
 def marker_processes() -> list[str]:
