@@ -9,8 +9,6 @@ from __future__ import annotations
 import atexit
 import json
 import math
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -18,12 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import nbformat
-from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
-from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from grader.guard import GroupGuard
+from grader.kernels import kernel_env, new_kernel_manager
 from grader.spec import Execution
 
 if TYPE_CHECKING:
@@ -61,17 +58,6 @@ class ExecutionResult:
         return sum(1 for c in self.cells if c.status != "skipped")
 
 
-class ThisPython(KernelSpecManager):
-    """Always this interpreter's ipykernel, whatever kernelspecs the machine has."""
-
-    def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
-        return KernelSpec(
-            argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            display_name="grader",
-            language="python",
-        )
-
-
 class _CappedClient(NotebookClient):
     """Keeps at most ``output_limit`` characters of output per cell (floods stay small)."""
 
@@ -86,32 +72,6 @@ class _CappedClient(NotebookClient):
             return None
         used[cell_index] = used.get(cell_index, 0) + size
         return super().output(outs, msg, display_id, cell_index)
-
-
-def kernel_env(*, workspace: Path, threads: int) -> dict[str, str]:
-    """An allow-listed environment: nothing of the grader's secrets reaches the kernel."""
-    home = workspace / "home"
-    tmp = workspace / "tmp"
-    home.mkdir(exist_ok=True)
-    tmp.mkdir(exist_ok=True)
-    bindir = str(Path(sys.executable).parent)
-    return {
-        "PATH": os.pathsep.join([bindir, "/usr/local/bin", "/usr/bin", "/bin"]),
-        "HOME": str(home),
-        "TMPDIR": str(tmp),
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "PYTHONHASHSEED": "0",
-        "PYTHONUNBUFFERED": "1",
-        "OMP_NUM_THREADS": str(threads),
-        "MKL_NUM_THREADS": str(threads),
-        "OPENBLAS_NUM_THREADS": str(threads),
-        "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": str(tmp),
-        "CUDA_VISIBLE_DEVICES": "",
-        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-        "JUPYTER_PLATFORM_DIRS": "1",
-    }
 
 
 def init_source(*, budget: Execution) -> str:
@@ -171,7 +131,7 @@ def execute_notebook(
     probe = nbformat.v4.new_code_cell(probe_source(facts_dir=facts_dir, nonce=nonce))
     combined = nbformat.v4.new_notebook(metadata=nb.metadata, cells=[init, *nb.cells, probe])
     probe_index = len(combined.cells) - 1
-    km = warm.km if warm else AsyncKernelManager(kernel_spec_manager=ThisPython(), kernel_name="grader")
+    km = warm.km if warm else new_kernel_manager(budget=budget)
     client = _CappedClient(
         combined,
         km=km,

@@ -26,6 +26,7 @@ from grader.answers import Question, collect_documents, find_answers
 from grader.checks import Outcome, get_check
 from grader.evidence import CellFailure, Evidence, select_trained_run, tally_params
 from grader.execute import ExecutionResult, execute_notebook
+from grader.kernels import prestart as prestart_kernels
 from grader.facts import FactsError, load_facts
 from grader.locate import Located, SubmissionError, locate_notebook, read_notebook, sha256_of
 from grader.report import CellError, CheckResult, ExecutionSummary, Report, Submission, Versions
@@ -248,6 +249,7 @@ def grade_submission(
     t0 = time.monotonic()
     timings: dict[str, float] = {}
     warm_host_torch()
+    prestart_kernels(assignment.spec.execution)
     located: Located | None = None
     try:
         located = locate_notebook(path, patterns=notebook_patterns or assignment.spec.notebook_patterns)

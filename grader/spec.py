@@ -39,7 +39,12 @@ class Execution(_Strict):
     max_notebook_mb: float = Field(50, gt=0, description="Refuse larger notebooks.")
     prewarm_imports: list[str] = Field(
         default_factory=lambda: ["numpy", "matplotlib.pyplot"],
-        description="Modules a pre-warmed kernel imports before seeding (batches only).",
+        description="Modules imported before any student code runs: by the fork server, or by a pre-warmed kernel before seeding.",
+    )
+    fork_kernels: bool = Field(
+        True,
+        description="Fork each kernel from a server that has imported torch and the "
+        "prewarm_imports already (Linux); false starts every kernel from scratch.",
     )
     memory_limit_mb: float = Field(
         3072, gt=0, description="Resident memory of the kernel and its children; above it the kernel is stopped."

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
 
-from grader.execute import ThisPython, init_source, kernel_env
+from grader.execute import init_source
 from grader.guard import kill_group, register, unregister
+from grader.kernels import kernel_env, new_kernel_manager
 from grader.spec import Execution
 
 
@@ -63,7 +64,7 @@ def start_warm_kernel(*, budget: Execution) -> WarmKernel:
     work = workspace / "work"
     work.mkdir()
     log = (workspace / "kernel.log").open("wb")
-    km = AsyncKernelManager(kernel_spec_manager=ThisPython(), kernel_name="grader")
+    km = new_kernel_manager(budget=budget)
     km.connection_file = str(workspace / "kernel.json")  # removed with the workspace
     warm = WarmKernel(tmpdir, workspace, work, km, log)
 

@@ -1,0 +1,208 @@
+"""Host side of the kernel fork server (``grader.kernel.zygote``).
+
+Starting a kernel from scratch costs the interpreter, ipykernel, and then every torch
+notebook's first cells import torch, numpy and matplotlib and build the first
+optimizer: about 3 s of CPU per submission on a laptop core. The fork server pays that
+once per grader process; each kernel is then a fork of it (tens of milliseconds), still
+a fresh process that serves one submission. One server per (thread count, preload list),
+started in the background as soon as grading begins, ended when the grader exits.
+
+Linux only (kernels are watched through pidfds, which survive pid reuse). Anywhere the
+server cannot start or answer, kernels are started the ordinary way instead.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from grader.spec import Execution
+
+EnvFor = Callable[..., dict[str, str]]  # kernel_env(workspace=..., threads=...)
+
+
+class ForkServerError(RuntimeError):
+    """The fork server could not start or could not fork a kernel."""
+
+
+class ForkedProcess:
+    """The part of ``subprocess.Popen`` that jupyter_client's provisioner uses, for a kernel
+    that is not our child (the server forked it). Exit codes are not known: 0 once gone."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+        try:
+            self._fd: int | None = os.pidfd_open(pid)
+        except ProcessLookupError:  # exited already
+            self._fd, self.returncode = None, 0
+
+    def poll(self) -> int | None:
+        if self.returncode is None and self._fd is not None:
+            readable, _, _ = select.select([self._fd], [], [], 0)
+            if readable:
+                self._gone()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None and self._fd is not None:
+            readable, _, _ = select.select([self._fd], [], [], timeout)
+            if not readable:
+                raise subprocess.TimeoutExpired(f"kernel {self.pid}", timeout or 0)
+            self._gone()
+        return 0
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            signal.pidfd_send_signal(self._fd, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def _gone(self) -> None:
+        self.returncode = 0
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class ForkServer:
+    """One zygote process and the pipe to it. ``spawn`` may be called from any thread."""
+
+    def __init__(self, *, threads: int, preload: tuple[str, ...], env_for: EnvFor,
+                 start_timeout: float = 120):
+        self.threads = threads
+        self.env_for = env_for
+        self.preload = preload
+        self.start_timeout = start_timeout
+        self.failed_imports: list[str] = []
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+        self._dir: tempfile.TemporaryDirectory | None = None
+
+    def start(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="grader-zygote-")
+        folder = Path(self._dir.name)
+        log = (folder / "zygote.log").open("wb")
+        config = json.dumps({"preload": list(self.preload)})
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "grader.kernel.zygote", config],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+            env=self.env_for(workspace=folder, threads=self.threads), cwd=folder,
+            start_new_session=True,  # Ctrl-C in the terminal is the grader's, not the server's
+        )
+        log.close()
+        ready = self._read(timeout=self.start_timeout)
+        if not ready.get("ready"):
+            self.close()
+            raise ForkServerError(f"fork server did not start: {ready.get('error', ready)}")
+        self.failed_imports = list(ready.get("failed", []))
+
+    def spawn(self, *, argv: list[str], env: dict[str, str], cwd: str, log: str) -> ForkedProcess:
+        request = json.dumps({"argv": argv, "env": env, "cwd": cwd, "log": log}) + "\n"
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                raise ForkServerError("fork server is not running")
+            try:
+                self._proc.stdin.write(request.encode())
+                self._proc.stdin.flush()
+            except OSError as exc:
+                raise ForkServerError(f"fork server is gone: {exc}") from exc
+            reply = self._read(timeout=30)
+        if "pid" not in reply:
+            raise ForkServerError(str(reply.get("error", reply)))
+        return ForkedProcess(int(reply["pid"]))
+
+    def _read(self, *, timeout: float) -> dict:
+        assert self._proc is not None and self._proc.stdout is not None
+        readable, _, _ = select.select([self._proc.stdout], [], [], timeout)
+        line = self._proc.stdout.readline() if readable else b""
+        if not line:
+            return {"error": "no answer (see zygote.log)" + self._log_tail()}
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:
+            return {"error": f"unreadable answer {line[:200]!r}"}
+
+    def _log_tail(self) -> str:
+        if self._dir is None:
+            return ""
+        try:
+            tail = (Path(self._dir.name) / "zygote.log").read_text(errors="replace")[-500:]
+        except OSError:
+            return ""
+        return f": {tail.strip()}" if tail.strip() else ""
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            try:
+                proc.stdin.close()  # EOF: the server exits by itself
+                proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                proc.kill()
+                proc.wait()
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+
+_servers: dict[tuple, ForkServer | ForkServerError] = {}
+_servers_lock = threading.Lock()
+
+
+def supported() -> bool:
+    return sys.platform.startswith("linux") and hasattr(os, "pidfd_open")
+
+
+def _key(budget: Execution) -> tuple:
+    return (budget.threads, tuple(budget.prewarm_imports))
+
+
+def server_for(budget: Execution, *, env_for: EnvFor) -> ForkServer | None:
+    """The running fork server for this budget, started on first use (blocking); None when
+    the spec turns it off, the platform lacks pidfds, or it failed to start once."""
+    if not budget.fork_kernels or not supported():
+        return None
+    key = _key(budget)
+    with _servers_lock:  # one start per key, even with many workers asking at once
+        server = _servers.get(key)
+        if server is None:
+            server = ForkServer(threads=budget.threads, preload=key[1], env_for=env_for)
+            try:
+                server.start()
+            except (ForkServerError, OSError) as exc:
+                server = ForkServerError(str(exc))
+            _servers[key] = server
+    return None if isinstance(server, ForkServerError) else server
+
+
+def prestart(budget: Execution, *, env_for: EnvFor) -> None:
+    """Start the fork server in the background, so it is ready when the first kernel is."""
+    if budget.fork_kernels and supported() and _key(budget) not in _servers:
+        threading.Thread(target=server_for, args=(budget,), kwargs={"env_for": env_for},
+                         name="grader-forkserver", daemon=True).start()
+
+
+@atexit.register
+def close_all() -> None:
+    with _servers_lock:
+        servers = list(_servers.values())
+        _servers.clear()
+    for server in servers:
+        if isinstance(server, ForkServer):
+            server.close()

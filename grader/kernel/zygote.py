@@ -1,0 +1,124 @@
+"""The kernel fork server ("zygote"): imports torch once, then forks one kernel per request.
+
+Runs as its own process, started by ``grader.forkserver`` with an allow-listed
+environment (no secrets, thread counts fixed) and in a session of its own. It never
+runs student code: it imports ipykernel, torch and the assignment's preload modules,
+builds one throwaway optimizer (torch pulls in ~800 modules the first time), and then
+waits. Each request forks a child that becomes a fresh ipykernel in the submission's
+workspace, so every kernel starts with torch already imported, and a kernel never
+serves two submissions.
+
+Protocol, JSON lines on stdin/stdout (never pickle):
+  argv[1]    {"preload": ["numpy", ...]}
+  ready   -> {"ready": true, "seconds": 2.4, "failed": []}
+  request <- {"argv": ["-f", "kernel.json"], "env": {...}, "cwd": "...", "log": "..."}
+  reply   -> {"pid": 12345}  or  {"error": "..."}
+EOF on stdin ends the server; the kernels it forked live on in their own sessions.
+
+Forking is only safe while this process has one thread (an OpenMP or BLAS pool would
+not survive it), so that is checked before every fork.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+
+
+def _threads() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:  # not Linux: the host does not start a fork server there
+        return 1
+
+
+def _preload(names: list[str]) -> list[str]:
+    failed = []
+    for name in ["ipykernel.kernelapp", "torch", *names]:
+        try:
+            importlib.import_module(name)
+        except Exception:  # the kernel will raise the same error where the student imports it
+            failed.append(name)
+    try:
+        import torch
+
+        torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    except Exception:
+        failed.append("torch.optim")
+    return failed
+
+
+def _become_kernel(request: dict) -> None:
+    """In the child: detach from the server, take the workspace's place, run ipykernel."""
+    os.setsid()  # its own process group: the grader's guard watches and ends the group
+    for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+    log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)  # the server's protocol pipes are gone from the kernel
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    for fd in {int(name) for name in os.listdir("/proc/self/fd")} - {0, 1, 2}:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    import tempfile
+
+    tempfile.tempdir = None  # TMPDIR is the workspace's now
+    for getter in ("get_configdir", "get_cachedir"):  # matplotlib caches these paths
+        fn = getattr(sys.modules.get("matplotlib"), getter, None)
+        if hasattr(fn, "cache_clear"):
+            fn.cache_clear()
+    del sys.path[0]  # the server's folder; IPython puts the working folder back
+    from ipykernel import kernelapp
+
+    sys.argv = [kernelapp.__file__, *request["argv"]]
+    kernelapp.IPKernelApp.launch_instance(argv=request["argv"])
+
+
+def _fork(request: dict) -> dict:
+    if _threads() != 1:
+        return {"error": f"the fork server has {_threads()} threads; forking is not safe"}
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            _become_kernel(request)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 0
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        finally:
+            os._exit(code)  # never return into the server's loop
+    return {"pid": pid}
+
+
+def main() -> int:
+    config = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels are reaped automatically
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the grader's to handle
+    started = time.monotonic()
+    failed = _preload(list(config.get("preload", [])))
+    reply = {"ready": True, "seconds": round(time.monotonic() - started, 3), "failed": failed}
+    os.write(1, (json.dumps(reply) + "\n").encode())
+    for line in sys.stdin.buffer:
+        try:
+            reply = _fork(json.loads(line))
+        except Exception as exc:  # a bad request is answered, not fatal
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        os.write(1, (json.dumps(reply) + "\n").encode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

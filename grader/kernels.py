@@ -1,0 +1,103 @@
+"""How a submission's kernel is made: this interpreter's ipykernel, an allow-listed
+environment, and (where the spec allows and the platform can) a fork of the warm fork
+server instead of a cold start. A kernel always serves exactly one submission."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.connect import KernelConnectionInfo
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.provisioning import LocalProvisioner
+
+from grader import forkserver
+from grader.spec import Execution
+
+
+class ThisPython(KernelSpecManager):
+    """Always this interpreter's ipykernel, whatever kernelspecs the machine has."""
+
+    def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+        return KernelSpec(
+            argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            display_name="grader",
+            language="python",
+        )
+
+
+def kernel_env(*, workspace: Path, threads: int) -> dict[str, str]:
+    """An allow-listed environment: nothing of the grader's secrets reaches the kernel."""
+    home = workspace / "home"
+    tmp = workspace / "tmp"
+    home.mkdir(exist_ok=True)
+    tmp.mkdir(exist_ok=True)
+    bindir = str(Path(sys.executable).parent)
+    return {
+        "PATH": os.pathsep.join([bindir, "/usr/local/bin", "/usr/bin", "/bin"]),
+        "HOME": str(home),
+        "TMPDIR": str(tmp),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONHASHSEED": "0",
+        "PYTHONUNBUFFERED": "1",
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "OPENBLAS_NUM_THREADS": str(threads),
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": str(tmp),
+        "CUDA_VISIBLE_DEVICES": "",
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        "JUPYTER_PLATFORM_DIRS": "1",
+    }
+
+
+class ForkProvisioner(LocalProvisioner):
+    """jupyter_client's local provisioner, except that the process is forked by the fork
+    server. If the server cannot fork, the kernel is started the ordinary way."""
+
+    server: forkserver.ForkServer | None = None
+    forked: bool = False
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        argv = _ipykernel_argv(cmd)
+        log = getattr(kwargs.get("stdout"), "name", None)
+        if self.server is None or argv is None or not isinstance(log, str):
+            return await super().launch_kernel(cmd, **kwargs)
+        try:
+            self.process = self.server.spawn(argv=argv, env=kwargs["env"], cwd=str(kwargs["cwd"]), log=log)
+        except forkserver.ForkServerError as exc:
+            self.log.warning("fork server: %s; starting the kernel from scratch", exc)
+            return await super().launch_kernel(cmd, **kwargs)
+        self.forked = True
+        self.pid = self.pgid = self.process.pid  # the kernel called setsid()
+        self.cwd = kwargs.get("cwd")
+        return self.connection_info
+
+
+def _ipykernel_argv(cmd: list[str]) -> list[str] | None:
+    """The kernel app's own arguments in ``python -m ipykernel_launcher -f FILE``."""
+    if len(cmd) >= 3 and cmd[1:3] == ["-m", "ipykernel_launcher"]:
+        return cmd[3:]
+    return None
+
+
+def prestart(budget: Execution) -> None:
+    """Get the fork server going in the background (a no-op where it is not used)."""
+    forkserver.prestart(budget, env_for=kernel_env)
+
+
+def new_kernel_manager(*, budget: Execution) -> AsyncKernelManager:
+    """A manager for one submission's kernel, forked from the warm server when possible."""
+    km = AsyncKernelManager(kernel_spec_manager=ThisPython(), kernel_name="grader")
+    server = forkserver.server_for(budget, env_for=kernel_env)
+    if server is not None:
+        km.kernel_id = str(uuid.uuid4())
+        provisioner = ForkProvisioner(kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km)
+        provisioner.server = server
+        km.provisioner = provisioner
+    return km
