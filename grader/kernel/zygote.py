@@ -13,7 +13,8 @@ Protocol, JSON lines on stdin/stdout (never pickle):
   ready   -> {"ready": true, "seconds": 2.4, "failed": []}
   request <- {"argv": ["-f", "kernel.json"], "env": {...}, "cwd": "...", "log": "..."}
   reply   -> {"pid": 12345}  or  {"error": "..."}
-EOF on stdin ends the server; the kernels it forked live on in their own sessions.
+EOF on stdin ends the server. The grader ends each kernel when its submission is done;
+whatever is still running at EOF (the grader itself was killed) is ended here.
 
 Forking is only safe while this process has one thread (an OpenMP or BLAS pool would
 not survive it), so that is checked before every fork.
@@ -96,6 +97,9 @@ def _become_kernel(request: dict) -> None:
     kernelapp.IPKernelApp.launch_instance(argv=request["argv"])
 
 
+_children: dict[int, int] = {}  # pid -> pidfd, for the kernels still to end at EOF
+
+
 def _fork(request: dict) -> dict:
     if _threads() != 1:
         return {"error": f"the fork server has {_threads()} threads; forking is not safe"}
@@ -111,7 +115,32 @@ def _fork(request: dict) -> dict:
             code = 1
         finally:
             os._exit(code)  # never return into the server's loop
+    try:
+        _children[pid] = os.pidfd_open(pid)
+    except ProcessLookupError:
+        pass  # gone already
     return {"pid": pid}
+
+
+def _end_children() -> None:
+    """Kill the process group of every kernel still alive (pidfds: never a stranger)."""
+    for pid, fd in _children.items():
+        try:
+            signal.pidfd_send_signal(fd, 0)  # raises once the kernel is gone
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        os.close(fd)
+    _children.clear()
+
+
+def _forget_ended() -> None:
+    for pid, fd in list(_children.items()):
+        try:
+            signal.pidfd_send_signal(fd, 0)
+        except OSError:
+            os.close(fd)
+            del _children[pid]
 
 
 def main() -> int:
@@ -126,11 +155,13 @@ def main() -> int:
     reply = {"ready": True, "seconds": round(time.monotonic() - started, 3), "failed": failed}
     os.write(1, (json.dumps(reply) + "\n").encode())
     for line in sys.stdin.buffer:
+        _forget_ended()
         try:
             reply = _fork(json.loads(line))
         except Exception as exc:  # a bad request is answered, not fatal
             reply = {"error": f"{type(exc).__name__}: {exc}"}
         os.write(1, (json.dumps(reply) + "\n").encode())
+    _end_children()
     return 0
 
 

@@ -1,0 +1,133 @@
+"""Kernels forked from the fork server: fresh, isolated, same results as cold kernels,
+and nothing of the server outlives the grader."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from grader import forkserver
+from grader.api import grade_one
+from tests.fixtures.notebooks import HEAD, Fixture, code_score, net, train
+
+pytestmark = pytest.mark.kernel
+CANARY = "canary-fork-3c1d"
+
+# Run in the student's kernel; any failed assert becomes a cell error in the report.
+INSIDE = """
+import gc, os, signal, subprocess, sys, tempfile
+forked = gc.get_freeze_count() > 0   # the server froze what it imported; a cold kernel did not
+assert os.path.basename(os.getcwd()) == "work", os.getcwd()
+assert tempfile.gettempdir() == os.path.join(os.path.dirname(os.getcwd()), "tmp"), tempfile.gettempdir()
+assert os.getpgid(0) == os.getpid(), "the kernel leads a process group of its own"
+assert signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL
+assert subprocess.run(["true"]).returncode == 0
+for path in ("/proc/self/environ", f"/proc/{os.getppid()}/environ" if forked else "/proc/self/environ"):
+    assert b"CANARY" not in open(path, "rb").read().replace(b"canary-fork-3c1d", b"CANARY"), path
+print("FORKED" if forked else "COLD")
+"""
+
+
+def _with(grading, **execution):
+    other = copy.deepcopy(grading)
+    for key, value in execution.items():
+        setattr(other.assignment.spec.execution, key, value)
+    return other
+
+
+def _graded(tmp_path: Path, grading, name: str):
+    nb = Fixture(name, [HEAD, INSIDE, net(), train()]).write(tmp_path)
+    return grade_one(path=nb, grading=grading)
+
+
+def _fingerprint(report) -> list:
+    return [(c.id, c.status, c.score, c.evidence) for c in report.checks]
+
+
+def test_forked_kernel_is_fresh_isolated_and_grades_like_a_cold_one(tmp_path, grading, monkeypatch):
+    monkeypatch.setenv("GITHUB_TOKEN", CANARY)
+    forked = _graded(tmp_path / "a", grading, "forked")
+    cold = _graded(tmp_path / "b", _with(grading, fork_kernels=False), "cold")
+    assert forked.execution.cell_errors == [] and cold.execution.cell_errors == []
+    assert code_score(forked) == code_score(cold) == 150
+    assert _fingerprint(forked) == _fingerprint(cold)
+    assert CANARY not in forked.model_dump_json()
+
+
+def test_a_fork_server_that_cannot_fork_falls_back_to_a_cold_kernel(tmp_path, grading, monkeypatch):
+    def refuse(self, **kwargs):
+        raise forkserver.ForkServerError("refused for the test")
+
+    monkeypatch.setattr(forkserver.ForkServer, "spawn", refuse)
+    report = _graded(tmp_path, grading, "fallback")
+    assert report.execution.cell_errors == []
+    assert code_score(report) == 150
+
+
+def test_forked_kernels_really_are_forked(tmp_path, grading):
+    probe = "import gc\nassert gc.get_freeze_count() > 0, 'not forked'"
+    nb = Fixture("probe", [HEAD, probe, net(), train()]).write(tmp_path)
+    assert grade_one(path=nb, grading=grading).execution.cell_errors == []
+    cold = grade_one(path=nb, grading=_with(grading, fork_kernels=False))
+    [err] = cold.execution.cell_errors
+    assert err.error == "AssertionError" and "not forked" in err.message
+
+
+def _processes_under(folder: Path, *, kernels_only: bool = False) -> list[int]:
+    """pids whose working folder is inside ``folder`` (the server's and its kernels')."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cwd = Path(os.readlink(entry / "cwd"))
+            except OSError:
+                continue
+            if cwd.is_relative_to(folder) and (cwd.name == "work" or not kernels_only):
+                found.append(int(entry.name))
+    return found
+
+
+def _grader(tmp_path: Path, nb: Path) -> subprocess.Popen:
+    tmp = tmp_path / "tmp"  # the server's folder is made here, so it can be found
+    tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp))
+    return subprocess.Popen(
+        [sys.executable, "-m", "grader", "grade", str(nb), "-a", "01-very-basics", "-o", str(tmp_path / "out")],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def _wait_for(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_the_fork_server_ends_with_the_grader(tmp_path):
+    nb = Fixture("quick", [HEAD, net(), train(epochs=20)]).write(tmp_path / "sub")
+    proc = _grader(tmp_path, nb)
+    assert proc.wait(timeout=180) in (0, 1)
+    tmp = tmp_path / "tmp"
+    assert _wait_for(lambda: not _processes_under(tmp), 5), _processes_under(tmp)
+    assert not list(tmp.glob("grader-*")), "temp folders left behind"
+
+
+def test_a_killed_grader_takes_its_kernels_with_it(tmp_path):
+    """SIGKILL leaves no cleanup to the grader: the server sees EOF and ends the kernel."""
+    nb = Fixture("endless", [HEAD, net(), "import time\nwhile True:\n    time.sleep(0.1)"]).write(tmp_path / "sub")
+    proc = _grader(tmp_path, nb)
+    tmp = tmp_path / "tmp"
+    assert _wait_for(lambda: _processes_under(tmp, kernels_only=True), 120), "the kernel never started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert _wait_for(lambda: not _processes_under(tmp), 10), _processes_under(tmp)
