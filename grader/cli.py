@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cmd_grade(args, console: Console) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
 
     from grader.api import grade, load_grading
     from grader.render import batch_table
@@ -110,14 +111,18 @@ def _cmd_grade(args, console: Console) -> int:
     err = Console(stderr=True, highlight=False)
     progress = Progress(  # on stderr: stdout stays clean for --format output
         TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.description}"),
+        TimeElapsedColumn(), TextColumn("{task.fields[rate]}"), TextColumn("eta"), TimeRemainingColumn(),
+        TextColumn("{task.description}"),
         console=err, transient=False, disable=not err.is_terminal and len(args.paths) < 2,
     )
     with progress:
-        task = progress.add_task("", total=len(args.paths))
+        task = progress.add_task("", total=len(args.paths), rate="")
 
         def done(name, report):
             progress.update(task, advance=1, description=f"{name}: {report.score:g}/{report.max_score:g}")
+            state = progress.tasks[0]  # the mean rate so far (a moving estimate jumps when jobs finish together)
+            if state.elapsed:
+                progress.update(task, rate=f"{60 * state.completed / state.elapsed:.1f}/min")
 
         reports = grade(paths=args.paths, grading=grading, out_dir=args.out,
                         jobs=args.jobs, overrides=args.overrides, force=args.force,
@@ -125,7 +130,7 @@ def _cmd_grade(args, console: Console) -> int:
     if args.format:
         _write_formats(reports, args, console)
     else:
-        console.print(batch_table(reports, rubric=grading.rubric))
+        console.print(batch_table(reports, rubric=grading.rubric, width=console.width))
     err.print(f"reports in {args.out}/ (summary.csv is the gradebook)")
     return EXIT_OK if all(r.status == "graded" for r in reports.values()) else EXIT_NO
 

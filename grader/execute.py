@@ -131,6 +131,7 @@ def execute_notebook(
     probe = nbformat.v4.new_code_cell(probe_source(facts_dir=facts_dir, nonce=nonce))
     combined = nbformat.v4.new_notebook(metadata=nb.metadata, cells=[init, *nb.cells, probe])
     probe_index = len(combined.cells) - 1
+    started = time.monotonic()  # kernel_start includes waiting for the fork server
     km = warm.km if warm else new_kernel_manager(budget=budget)
     client = _CappedClient(
         combined,
@@ -152,7 +153,6 @@ def execute_notebook(
     log = warm.log if warm else (workspace / "kernel.log").open("wb")
     result = ExecutionResult(status="ok", reason=None, timings=timings)
     guard: GroupGuard | None = None
-    started = time.monotonic()
     try:
         with client.setup_kernel(  # a warm kernel is running already: nothing is started
             env=kernel_env(workspace=workspace, threads=budget.threads),

@@ -83,19 +83,31 @@ def print_check(report: Report, *, console: Console) -> None:
     console.print(f"[bold]Total: {_fmt(report.score)}/{_fmt(report.max_score)}[/]")
 
 
-def batch_table(reports: Mapping[str, Report], *, rubric: Rubric) -> Table:
+def batch_table(reports: Mapping[str, Report], *, rubric: Rubric, width: int = 200) -> Table:
+    """One row per submission: a column per rubric item when ``width`` allows, otherwise
+    (a narrow terminal would cut every header) the items that lost points."""
+    name_width = max((len(n) for n in reports), default=10)
+    full = name_width + 22 + sum(max(len(item.id), 3) + 3 for item in rubric.items) <= width
     table = Table(title="gradebook")
-    table.add_column("submission")
-    for item in rubric.items:
-        table.add_column(item.id, justify="right")
-    table.add_column("score", justify="right")
-    table.add_column("status")
+    table.add_column("submission", no_wrap=True)
+    if full:
+        for item in rubric.items:
+            table.add_column(item.id, justify="right")
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    if not full:
+        table.add_column("points lost")
     for name, rep in reports.items():
         by_id = {c.id: c for c in rep.checks}
-        cells = []
-        for item in rubric.items:
-            c = by_id.get(item.id)
-            cells.append(Text(_fmt(c.score), style=_STYLE[c.status]) if c else Text("-"))
-        table.add_row(name, *cells, f"{_fmt(rep.score)}/{_fmt(rep.max_score)}",
-                      Text(rep.status, style="green" if rep.status == "graded" else "red"))
+        score = f"{_fmt(rep.score)}/{_fmt(rep.max_score)}"
+        status = Text(rep.status, style="green" if rep.status == "graded" else "red")
+        if full:
+            cells = []
+            for item in rubric.items:
+                c = by_id.get(item.id)
+                cells.append(Text(_fmt(c.score), style=_STYLE[c.status]) if c else Text("-"))
+            table.add_row(name, *cells, score, status)
+        else:
+            lost = [f"{c.id} {_fmt(c.score)}/{_fmt(c.max_score)}" for c in rep.checks if c.score < c.max_score]
+            table.add_row(name, score, status, Text(", ".join(lost) or "—", style="red" if lost else "green"))
     return table

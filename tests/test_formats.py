@@ -107,3 +107,23 @@ def test_report_command_on_a_bad_file(tmp_path, capsys):
     bad.write_text('{"not": "a report"}')
     assert main(["report", str(bad)]) == 2
     assert "not a grader report" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("width", [80, 250])
+def test_gradebook_table_fits_the_terminal(graded, grading, width):
+    from rich.console import Console
+
+    from grader.render import batch_table
+
+    reports = {k: v for k, v in graded.items() if isinstance(v, Report)}
+    for name, rep in reports.items():  # one row at a time, so wrapped cells can be rejoined
+        console = Console(width=width, record=True, color_system=None)
+        console.print(batch_table({name: rep}, rubric=grading.rubric, width=width))
+        text = console.export_text()
+        assert "…" not in text, "a header or cell was cut"
+        assert max(len(line) for line in text.splitlines()) <= width
+        row = " ".join(text.split("┩")[1].replace("│", " ").split())
+        assert row.startswith(f"{name} ") and f"{rep.score:g}/{rep.max_score:g}" in row
+        if width == 80:  # the compact table names the items that lost points
+            for c in rep.checks:
+                assert (f"{c.id} " in row) == (c.score < c.max_score), (name, c.id, row)
