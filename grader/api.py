@@ -7,6 +7,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -155,6 +156,9 @@ def grade(
             report = internal_error_report(path=path, grading=grading, exc=exc)
         report = apply_overrides(report, name, entries)
         if out_dir is not None and not interrupted.is_set():
+            started = time.monotonic()
+            render_json(report)  # timed once so the report can say what writing it costs
+            report.timings["report"] = round(time.monotonic() - started, 3)
             write_atomic(out_dir / f"{name}.json", render_json(report))
         return name, report
 

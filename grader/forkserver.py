@@ -125,7 +125,12 @@ class ForkServer:
             reply = self._read(timeout=30)
         if "pid" not in reply:
             raise ForkServerError(str(reply.get("error", reply)))
-        return ForkedProcess(int(reply["pid"]))
+        pid = int(reply["pid"])
+        try:
+            return ForkedProcess(pid)
+        except OSError as exc:  # cannot watch it (out of file descriptors): do not keep it
+            os.killpg(pid, signal.SIGKILL)
+            raise ForkServerError(f"cannot watch the forked kernel: {exc}") from exc
 
     def _read(self, *, timeout: float) -> dict:
         assert self._proc is not None and self._proc.stdout is not None
@@ -165,8 +170,25 @@ _servers: dict[tuple, ForkServer | ForkServerError] = {}
 _servers_lock = threading.Lock()
 
 
+_supported: bool | None = None
+
+
 def supported() -> bool:
-    return sys.platform.startswith("linux") and hasattr(os, "pidfd_open")
+    """Linux with pidfds usable (old container seccomp profiles refuse the syscalls)."""
+    global _supported
+    if _supported is None:
+        _supported = False
+        if sys.platform.startswith("linux") and hasattr(os, "pidfd_open"):
+            try:
+                fd = os.pidfd_open(os.getpid())
+                try:
+                    signal.pidfd_send_signal(fd, 0)
+                    _supported = True
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass
+    return _supported
 
 
 def _key(budget: Execution) -> tuple:

@@ -121,3 +121,12 @@ def test_prewarmed_kernels_give_the_same_reports(tmp_path, grading):
     for name in names:
         assert "prewarm" in reports[name].timings
         assert normalised(reports[name]) == json.loads((GOLDEN / f"{name}.json").read_text())
+
+
+def test_written_reports_split_the_time_by_stage(graded):
+    report = json.loads((graded["_out_dir"] / "solution_full_batch.json").read_text())
+    stages = {"locate", "kernel_start", "cells", "probe", "checks", "total", "report"}
+    assert stages <= set(report["timings"])
+    timings = report["timings"]
+    assert all(timings[s] >= 0 for s in stages)
+    assert timings["kernel_start"] + timings["cells"] + timings["probe"] <= timings["total"] + 0.01

@@ -117,7 +117,7 @@ def _fork(request: dict) -> dict:
             os._exit(code)  # never return into the server's loop
     try:
         _children[pid] = os.pidfd_open(pid)
-    except ProcessLookupError:
+    except OSError:
         pass  # gone already
     return {"pid": pid}
 
