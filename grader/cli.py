@@ -174,8 +174,10 @@ def _cmd_validate(args, console: Console) -> int:
 
     grading = load_grading(assignment=args.assignment)
     table = Table(title=f"validate {grading.assignment.id}", show_lines=True)
-    for col in ("case", "score", "failed items", "expected to fail", "verdict"):
-        table.add_column(col)
+    table.add_column("case")
+    table.add_column("score", no_wrap=True)
+    for col in ("failed items", "expected to fail", "verdict"):
+        table.add_column(col, overflow="fold")  # item ids wrap, never cut
 
     def row(case):
         rep = case.report
