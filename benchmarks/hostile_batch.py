@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from grader import forkserver  # noqa: E402
 from grader.api import grade, unique_names  # noqa: E402
 from tests.fixtures.hostile import CASES  # noqa: E402
 from tests.fixtures.notebooks import code_score  # noqa: E402
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         reports = grade(paths=paths, grading=grading, out_dir=base / "out", jobs=args.jobs)
         wall = time.monotonic() - started
         left = marker_processes()
+        forkserver.close_all()  # as the grader's exit does
         stray_dirs = sorted(grader_temp_dirs() - before)
         rows = []
         for case, name in zip(CASES, unique_names(paths)):
