@@ -124,8 +124,8 @@ def grade(
     in_force = resolve_overrides(given=overrides, out_dir=out_dir)
     entries = load_overrides(in_force, rubric=grading.rubric) if in_force else []
     interrupted = threading.Event()
-    # A spare kernel only pays off on an idle core; with every core busy it would only
-    # double each job's memory.
+    # A spare kernel only pays off on an idle core; with every core busy, making it would
+    # only take CPU from the kernels that are running.
     use_warm = prewarm and len(paths) > 1 and max(1, jobs) < (os.cpu_count() or 1)
     local = threading.local()  # one pre-warmer (one spare kernel) per worker thread
     warmers: list[Prewarmer] = []

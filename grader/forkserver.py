@@ -110,6 +110,9 @@ class ForkServer:
         if not ready.get("ready"):
             self.close()
             raise ForkServerError(f"fork server did not start: {ready.get('error', ready)}")
+        if ready.get("threads") != 1:  # e.g. BLAS pools started by threads > 1: cannot fork
+            self.close()
+            raise ForkServerError(f"fork server has {ready.get('threads')} threads after its imports")
         self.failed_imports = list(ready.get("failed", []))
 
     def spawn(self, *, argv: list[str], env: dict[str, str], cwd: str, log: str) -> ForkedProcess:

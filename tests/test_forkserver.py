@@ -131,3 +131,13 @@ def test_a_killed_grader_takes_its_kernels_with_it(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert _wait_for(lambda: not _processes_under(tmp), 10), _processes_under(tmp)
+
+
+def test_a_server_with_thread_pools_is_not_used(tmp_path, grading):
+    """With threads > 1, BLAS starts its pool at import: forking that is unsafe, so kernels
+    start cold (and still grade)."""
+    probe = "import gc\nassert gc.get_freeze_count() == 0, 'forked'"
+    nb = Fixture("threads", [HEAD, probe, net(), train()]).write(tmp_path)
+    report = grade_one(path=nb, grading=_with(grading, threads=2))
+    assert report.execution.cell_errors == []
+    assert code_score(report) == 150

@@ -10,7 +10,7 @@ serves two submissions.
 
 Protocol, JSON lines on stdin/stdout (never pickle):
   argv[1]    {"preload": ["numpy", ...]}
-  ready   -> {"ready": true, "seconds": 2.4, "failed": []}
+  ready   -> {"ready": true, "seconds": 2.4, "failed": [], "threads": 1}
   request <- {"argv": ["-f", "kernel.json"], "env": {...}, "cwd": "...", "log": "..."}
   reply   -> {"pid": 12345}  or  {"error": "..."}
 EOF on stdin ends the server. The grader ends each kernel when its submission is done;
@@ -152,7 +152,8 @@ def main() -> int:
     # What was imported stays as it is: keep the collector from touching it, so kernels
     # share those pages with the server instead of copying them on first collection.
     gc.freeze()
-    reply = {"ready": True, "seconds": round(time.monotonic() - started, 3), "failed": failed}
+    reply = {"ready": True, "seconds": round(time.monotonic() - started, 3), "failed": failed,
+             "threads": _threads()}
     os.write(1, (json.dumps(reply) + "\n").encode())
     for line in sys.stdin.buffer:
         _forget_ended()
