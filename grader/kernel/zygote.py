@@ -143,7 +143,7 @@ def _forget_ended() -> None:
             del _children[pid]
 
 
-def main() -> int:
+def main() -> None:
     config = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels are reaped automatically
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the grader's to handle
@@ -163,8 +163,8 @@ def main() -> int:
             reply = {"error": f"{type(exc).__name__}: {exc}"}
         os.write(1, (json.dumps(reply) + "\n").encode())
     _end_children()
-    return 0
+    os._exit(0)  # nothing to flush or tear down: do not keep the grader waiting
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
