@@ -14,6 +14,7 @@ server cannot start or answer, kernels are started the ordinary way instead.
 from __future__ import annotations
 
 import atexit
+import collections
 import json
 import os
 import select
@@ -115,6 +116,10 @@ class ForkServer:
             raise ForkServerError(f"fork server has {ready.get('threads')} threads after its imports")
         self.failed_imports = list(ready.get("failed", []))
 
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
     def spawn(self, *, argv: list[str], env: dict[str, str], cwd: str, log: str) -> ForkedProcess:
         request = json.dumps({"argv": argv, "env": env, "cwd": cwd, "log": log}) + "\n"
         with self._lock:
@@ -170,6 +175,8 @@ class ForkServer:
 
 
 _servers: dict[tuple, ForkServer | ForkServerError] = {}
+_restarts: collections.Counter[tuple] = collections.Counter()
+_MAX_RESTARTS = 3
 _servers_lock = threading.Lock()
 
 
@@ -206,6 +213,10 @@ def server_for(budget: Execution, *, env_for: EnvFor) -> ForkServer | None:
     key = _key(budget)
     with _servers_lock:  # one start per key, even with many workers asking at once
         server = _servers.get(key)
+        if isinstance(server, ForkServer) and not server.running and _restarts[key] < _MAX_RESTARTS:
+            server.close()  # it died (the OOM killer picks large idle processes): start another
+            _restarts[key] += 1
+            server = None
         if server is None:
             server = ForkServer(threads=budget.threads, preload=key[1], env_for=env_for)
             try:

@@ -141,3 +141,19 @@ def test_a_server_with_thread_pools_is_not_used(tmp_path, grading):
     report = grade_one(path=nb, grading=_with(grading, threads=2))
     assert report.execution.cell_errors == []
     assert code_score(report) == 150
+
+
+def test_a_dead_fork_server_is_replaced(tmp_path, grading):
+    from grader.kernels import kernel_env
+
+    budget = grading.assignment.spec.execution
+    first = forkserver.server_for(budget, env_for=kernel_env)
+    assert first is not None
+    os.kill(first._proc.pid, signal.SIGKILL)
+    first._proc.wait()
+    probe = "import gc\nassert gc.get_freeze_count() > 0, 'not forked'"
+    nb = Fixture("after_death", [HEAD, probe, net(), train()]).write(tmp_path)
+    report = grade_one(path=nb, grading=grading)
+    assert report.execution.cell_errors == [] and code_score(report) == 150
+    second = forkserver.server_for(budget, env_for=kernel_env)
+    assert second is not first and second.running
