@@ -9,7 +9,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup examples test validate corpus clean
+.PHONY: setup examples test validate corpus bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ validate: setup
 
 corpus: setup
 	$(BIN)/python benchmarks/corpus_agreement.py --corpus ../shared/corpus
+
+bench: setup  # speed of one notebook and of batches of 32 (~15 min on 2 cores)
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python benchmarks/speed.py --n 32 --runs 5 --batch-runs 3
 
 clean:
 	rm -rf $(VENV) reports benchmarks/results

@@ -1,4 +1,4 @@
-"""How fast grading is, measured in one run (the numbers in issue 6's closing note).
+"""How fast grading is: one notebook and batches, measured in one run.
 
     python benchmarks/speed.py [--n 32] [--runs 5] [--batch-runs 1] [--cold]
 
