@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import nbformat
@@ -121,9 +122,11 @@ def execute_notebook(
     nonce: str,
     budget: Execution,
     warm: WarmKernel | None = None,
+    on_kernel_ready: Callable[[], None] | None = None,
 ) -> ExecutionResult:
     """Execute ``nb``'s code cells in ``workdir``; the probe writes into ``facts_dir``.
-    With ``warm``, its kernel (started in ``workspace`` with the first cell run) is used."""
+    With ``warm``, its kernel (started in ``workspace`` with the first cell run) is used.
+    ``on_kernel_ready`` is called once the kernel runs, before the student's cells."""
     timings: dict[str, float] = {}
     # nbclient stores each executed cell back at nb.cells[index], so the injected cells
     # get real positions in a combined notebook: [init] + student cells + [probe].
@@ -176,6 +179,8 @@ def execute_notebook(
                     result.probe_error = (
                         f"instrumentation failed: {init_reply.get('ename')}: {init_reply.get('evalue')}"
                     )
+            if on_kernel_ready is not None:
+                on_kernel_ready()
             _run_student_cells(client, combined, budget, replies, result)
             timings["cells"] = time.monotonic() - started - timings["kernel_start"]
             if result.status != "kernel_died":

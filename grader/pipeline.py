@@ -43,7 +43,8 @@ _MAX_COPY_BYTES = 200 * 1024 * 1024
 def warm_host_torch() -> None:
     """Import torch on the host in the background while the kernel runs: the host
     needs it only at the end (weights-only load of the saved tensors), and a cold
-    import costs about a second on the critical path otherwise."""
+    import costs about a second on the critical path otherwise. Called once the kernel
+    runs: the import holds the GIL for ~2 s, which would stall starting kernels."""
     global _warming
     if _warming is None and "torch" not in sys.modules:
         _warming = threading.Thread(target=importlib.import_module, args=("torch",), daemon=True)
@@ -248,7 +249,6 @@ def grade_submission(
     ``kernels`` hands out pre-warmed kernels; it is asked only once the notebook is read."""
     t0 = time.monotonic()
     timings: dict[str, float] = {}
-    warm_host_torch()
     prestart_kernels(assignment.spec.execution)
     located: Located | None = None
     try:
@@ -269,7 +269,7 @@ def grade_submission(
         facts_dir = workspace / f"facts-{nonce}"
         result = execute_notebook(
             nb=nb, workdir=work, workspace=workspace, facts_dir=facts_dir, nonce=nonce,
-            budget=assignment.spec.execution, warm=warm,
+            budget=assignment.spec.execution, warm=warm, on_kernel_ready=warm_host_torch,
         )
         timings.update(result.timings)
         t1 = time.monotonic()
