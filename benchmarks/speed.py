@@ -4,8 +4,9 @@
 
 1. Generates N variants of the reference solution (different seeds: no two files alike).
 2. One notebook, alternating, `--runs` times on variants 0, 1, ...: the notebook as a
-   plain `python` script, bare `jupyter nbconvert --to notebook --execute`, and
-   `grader grade` (the CLI, a fresh process each time). Medians.
+   plain `python` script, two such scripts started together (how far two cores scale
+   on their own, the ceiling for `--jobs 2`), bare `jupyter nbconvert --to notebook
+   --execute`, and `grader grade` (the CLI, a fresh process each time). Medians.
 3. Batch wall time for all N with `--jobs 1` and `--jobs 2` (alternating over
    `--batch-runs`; each run starts its own fork server, as a fresh `grader grade`
    does). `--cold` adds `--jobs 1` with kernels started from scratch (no fork server,
@@ -72,17 +73,29 @@ def timed(cmd: list[str], *, env: dict[str, str] | None = None) -> float:
     return time.perf_counter() - start
 
 
+def timed_pair(cmd: list[str], *, env: dict[str, str]) -> float:
+    """Wall time of two copies of ``cmd`` started together: how the cores scale."""
+    start = time.perf_counter()
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+             for _ in range(2)]
+    if any(p.wait() for p in procs):
+        raise subprocess.CalledProcessError(1, cmd)
+    return time.perf_counter() - start
+
+
 def single(paths: list[Path], runs: int, tmp: Path) -> dict[str, list[float]]:
     bindir = Path(sys.executable).parent
     nbconvert = shutil.which("jupyter-nbconvert", path=str(bindir)) or "jupyter-nbconvert"
     grader = shutil.which("grader", path=str(bindir)) or "grader"
     env = {"PATH": str(bindir) + ":/usr/bin:/bin", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1",
            "HOME": str(tmp)}
-    times: dict[str, list[float]] = {"python script": [], "nbconvert --execute": [], "grader grade": []}
+    times: dict[str, list[float]] = {"python script": [], "two python scripts at once": [],
+                                     "nbconvert --execute": [], "grader grade": []}
     for i in range(runs):
         nb = next(paths[i % len(paths)].glob("*.ipynb"))
         script = as_script(nb, tmp / f"script{i}.py")
         times["python script"].append(timed([sys.executable, str(script)], env=env))
+        times["two python scripts at once"].append(timed_pair([sys.executable, str(script)], env=env))
         times["nbconvert --execute"].append(timed(
             [nbconvert, "--to", "notebook", "--execute", "--output", str(tmp / f"out{i}.ipynb"), str(nb)]))
         times["grader grade"].append(timed(
@@ -140,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in one.items():
             print(f"{k:<24} {med_one[k]:9.2f}  {', '.join(f'{x:.2f}' for x in v)}")
         print(f"grader grade / nbconvert --execute: {med_one['grader grade'] / med_one['nbconvert --execute']:.3f}")
+        print(f"the machine's own scaling, two plain scripts at once vs one: "
+              f"{2 * med_one['python script'] / med_one['two python scripts at once']:.2f}x")
     print(f"\n{'batch of ' + str(args.n):<24} {'wall s':>9} {'s/notebook':>11} {'notebooks/min':>14}")
     for s in walls:
         print(f"{s:<24} {med[s]:9.1f} {med[s] / args.n:11.2f} {60 * args.n / med[s]:14.1f}")
@@ -148,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "n": args.n, "single_runs": one, "single_median": med_one,
         "ratio_grader_nbconvert": (med_one["grader grade"] / med_one["nbconvert --execute"]) if med_one else None,
+        "machine_scaling_two_scripts": (2 * med_one["python script"] / med_one["two python scripts at once"])
+        if med_one else None,
         "batch_walls": walls, "batch_median": med, "per_notebook": {s: med[s] / args.n for s in med},
         "speedup_jobs2": speedup, "peak_kernel_mb": max(peaks), **extra,
     }
