@@ -64,7 +64,6 @@ class ForkProvisioner(LocalProvisioner):
     server. If the server cannot fork, the kernel is started the ordinary way."""
 
     server: forkserver.ForkServer | None = None
-    forked: bool = False
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         argv = _ipykernel_argv(cmd)
@@ -76,7 +75,6 @@ class ForkProvisioner(LocalProvisioner):
         except forkserver.ForkServerError as exc:
             self.log.warning("fork server: %s; starting the kernel from scratch", exc)
             return await super().launch_kernel(cmd, **kwargs)
-        self.forked = True
         self.pid = self.pgid = self.process.pid  # the kernel called setsid()
         self.cwd = kwargs.get("cwd")
         return self.connection_info

@@ -26,8 +26,8 @@ from grader.answers import Question, collect_documents, find_answers
 from grader.checks import Outcome, get_check
 from grader.evidence import CellFailure, Evidence, select_trained_run, tally_params
 from grader.execute import ExecutionResult, execute_notebook
-from grader.kernels import prestart as prestart_kernels
 from grader.facts import FactsError, load_facts
+from grader.kernels import prestart as prestart_kernels
 from grader.locate import Located, SubmissionError, locate_notebook, read_notebook, sha256_of
 from grader.report import CellError, CheckResult, ExecutionSummary, Report, Submission, Versions
 from grader.rubric import Rubric
