@@ -90,7 +90,6 @@ class ForkServer:
         self.env_for = env_for
         self.preload = preload
         self.start_timeout = start_timeout
-        self.failed_imports: list[str] = []
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
         self._dir: tempfile.TemporaryDirectory | None = None
@@ -114,7 +113,6 @@ class ForkServer:
         if ready.get("threads") != 1:  # e.g. BLAS pools started by threads > 1: cannot fork
             self.close()
             raise ForkServerError(f"fork server has {ready.get('threads')} threads after its imports")
-        self.failed_imports = list(ready.get("failed", []))
 
     @property
     def running(self) -> bool:
@@ -123,7 +121,7 @@ class ForkServer:
     def spawn(self, *, argv: list[str], env: dict[str, str], cwd: str, log: str) -> ForkedProcess:
         request = json.dumps({"argv": argv, "env": env, "cwd": cwd, "log": log}) + "\n"
         with self._lock:
-            if self._proc is None or self._proc.poll() is not None:
+            if not self.running:
                 raise ForkServerError("fork server is not running")
             try:
                 self._proc.stdin.write(request.encode())

@@ -48,12 +48,9 @@ class WarmKernel:
 
 
 def prewarm_source(imports: list[str]) -> str:
-    lines = ["import importlib as _g_il, torch as _g_torch"]
-    for name in imports:
-        lines.append(f"try:\n    _g_il.import_module({name!r})\nexcept Exception:\n    pass")
-    lines.append("_g_torch.optim.SGD([_g_torch.nn.Parameter(_g_torch.zeros(1))], lr=0.1)")
-    lines.append("del _g_il, _g_torch")
-    return "\n".join(lines) + "\n"
+    """What the fork server does before forking, for a kernel started cold."""
+    return (f"from grader.kernel.zygote import preload as _g_preload\n"
+            f"_g_preload({list(imports)!r})\ndel _g_preload\n")
 
 
 def start_warm_kernel(*, budget: Execution) -> WarmKernel:
@@ -77,8 +74,8 @@ def start_warm_kernel(*, budget: Execution) -> WarmKernel:
         kc.start_channels()
         try:
             await kc.wait_for_ready(timeout=budget.startup_timeout)
-            # Pay what a torch notebook's first cells pay (imports; the first optimizer
-            # pulls in ~800 modules) before seeding, so no random state is touched after.
+            # Imports and the first optimizer before seeding, so no random state is
+            # touched after (a no-op in a forked kernel: the server did it).
             await kc.execute_interactive(
                 prewarm_source(budget.prewarm_imports), store_history=False,
                 timeout=budget.probe_timeout, output_hook=lambda msg: None,
