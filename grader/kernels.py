@@ -4,6 +4,7 @@ server instead of a cold start. A kernel always serves exactly one submission.""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
@@ -12,6 +13,8 @@ from queue import Empty
 from pathlib import Path
 from typing import Any
 
+import zmq
+import zmq.asyncio
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
@@ -20,6 +23,9 @@ from jupyter_client.provisioning import LocalProvisioner
 
 from grader import forkserver
 from grader.spec import Execution
+
+
+_KILL_WAIT = 1.0  # seconds to wait for a SIGKILLed kernel before the manager's own polling
 
 
 class ThisPython(KernelSpecManager):
@@ -61,7 +67,8 @@ def kernel_env(*, workspace: Path, threads: int) -> dict[str, str]:
 
 class ForkProvisioner(LocalProvisioner):
     """jupyter_client's local provisioner, except that the process is forked by the fork
-    server. If the server cannot fork, the kernel is started the ordinary way."""
+    server (when there is one and it can fork; otherwise the kernel is started the
+    ordinary way), and that ``kill`` returns once the kernel is gone."""
 
     server: forkserver.ForkServer | None = None
 
@@ -79,6 +86,14 @@ class ForkProvisioner(LocalProvisioner):
         self.cwd = kwargs.get("cwd")
         return self.connection_info
 
+    async def kill(self, restart: bool = False) -> None:
+        # The manager then polls "is it alive?" every 0.1 s; a SIGKILLed kernel is gone
+        # within milliseconds, so wait for that here, off the 0.1 s grid.
+        await super().kill(restart=restart)
+        deadline = time.monotonic() + _KILL_WAIT
+        while self.process is not None and self.process.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+
 
 class ReadyClient(AsyncKernelClient):
     """A kernel client whose ``wait_for_ready`` ends when the kernel is ready.
@@ -87,6 +102,23 @@ class ReadyClient(AsyncKernelClient):
     critical path of every submission. Here the kernel is ready once it has answered
     ``kernel_info`` and the ``idle`` status of one of those requests has arrived on IOPub
     (which proves IOPub is connected); until then the request is sent again."""
+
+    def _context_default(self):
+        import zmq, zmq.asyncio
+        self._created_context = True
+        ctx = zmq.asyncio.Context()
+        ctx.setsockopt(zmq.RECONNECT_IVL, 10)
+        ctx.setsockopt(zmq.RECONNECT_IVL_MAX, 100)
+        return ctx
+
+    def _context_default(self) -> zmq.asyncio.Context:
+        # The client connects while the kernel is still starting; a refused connection is
+        # retried after zmq's default 100 ms, which put ~0.14 s on every kernel start.
+        self._created_context = True
+        context = zmq.asyncio.Context()
+        context.setsockopt(zmq.RECONNECT_IVL, 10)
+        context.setsockopt(zmq.RECONNECT_IVL_MAX, 100)
+        return context
 
     async def wait_for_ready(self, timeout: float | None = None) -> None:  # type: ignore[override]
         deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
@@ -134,10 +166,8 @@ def new_kernel_manager(*, budget: Execution) -> AsyncKernelManager:
     """A manager for one submission's kernel, forked from the warm server when possible."""
     km = AsyncKernelManager(kernel_spec_manager=ThisPython(), kernel_name="grader")
     km.client_factory = ReadyClient
-    server = forkserver.server_for(budget, env_for=kernel_env)
-    if server is not None:
-        km.kernel_id = str(uuid.uuid4())
-        provisioner = ForkProvisioner(kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km)
-        provisioner.server = server
-        km.provisioner = provisioner
+    km.kernel_id = str(uuid.uuid4())
+    provisioner = ForkProvisioner(kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km)
+    provisioner.server = forkserver.server_for(budget, env_for=kernel_env)  # None: cold start
+    km.provisioner = provisioner
     return km
