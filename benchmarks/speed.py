@@ -7,9 +7,11 @@
    plain `python` script, two such scripts started together (how far two cores scale
    on their own, the ceiling for `--jobs 2`), bare `jupyter nbconvert --to notebook
    --execute`, and `grader grade` (the CLI, a fresh process each time). Medians.
-3. Batch wall time for all N with `--jobs 1` and `--jobs 2` (alternating over
-   `--batch-runs`; each run starts its own fork server, as a fresh `grader grade`
-   does). `--cold` adds `--jobs 1` with kernels started from scratch (no fork server,
+3. Batch wall time for all N with `--jobs 1` and `--jobs 2`, over `--batch-runs` in
+   ABBA order (1 2, 2 1, 1 2, ...) so that a machine slowing down or speeding up over
+   minutes weighs on both alike; each run starts its own fork server, as a fresh
+   `grader grade` does. The speed-up is given per adjacent pair and as the ratio of
+   medians, with the CPU time the hypervisor took ("steal") during each batch. `--cold` adds `--jobs 1` with kernels started from scratch (no fork server,
    no pre-warming), which is what a plain nbclient loop pays.
 4. Peak resident memory of one kernel's process group, and whether every setting gave
    the same scores.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import resource
 import shutil
@@ -105,6 +108,15 @@ def single(paths: list[Path], runs: int, tmp: Path) -> dict[str, list[float]]:
     return times
 
 
+def steal_seconds() -> float:
+    """CPU time the hypervisor gave to others (Linux /proc/stat; 0 elsewhere)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def batch(paths: list[Path], runs: int, cold: bool, tmp: Path) -> tuple[dict, dict, list[float]]:
     grading = load_grading(assignment=ROOT / "assignments/01-very-basics")
     execution = grading.assignment.spec.execution
@@ -113,24 +125,28 @@ def batch(paths: list[Path], runs: int, cold: bool, tmp: Path) -> tuple[dict, di
         settings["--jobs 1, cold kernels"] = (1, False)
     walls: dict[str, list[float]] = {s: [] for s in settings}
     host_cpu: dict[str, list[float]] = {s: [] for s in settings}
+    steal: dict[str, list[float]] = {s: [] for s in settings}
     scores: dict[str, dict] = {}
     peaks: list[float] = []
     for run in range(runs):
-        for i, (name, (jobs, warm)) in enumerate(settings.items()):
+        order = list(enumerate(settings.items()))
+        for i, (name, (jobs, warm)) in order if run % 2 == 0 else order[::-1]:
             forkserver.close_all()
             execution.fork_kernels = warm
+            stolen = steal_seconds()
             cpu0, start = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
             reports = grade(paths=paths, grading=grading, out_dir=tmp / f"out-{i}-{run}", jobs=jobs, prewarm=warm)
             walls[name].append(time.monotonic() - start)
             cpu1 = resource.getrusage(resource.RUSAGE_SELF)
             host_cpu[name].append(cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime)
+            steal[name].append(steal_seconds() - stolen)
             scores[name] = {k: [c.score for c in r.checks] for k, r in reports.items()}
             peaks += [r.execution.peak_memory_mb or 0 for r in reports.values()]
             print(f"batch run {run + 1}, {name}: {walls[name][-1]:.1f} s for {len(paths)} notebooks "
-                  f"(grader process CPU {host_cpu[name][-1]:.1f} s)", flush=True)
+                  f"(grader process CPU {host_cpu[name][-1]:.1f} s, steal {steal[name][-1]:.1f} s)", flush=True)
     forkserver.close_all()
     same = all(v == scores["--jobs 1"] for v in scores.values())
-    return walls, {"host_cpu": host_cpu, "same_scores": same}, peaks
+    return walls, {"host_cpu": host_cpu, "steal": steal, "same_scores": same}, peaks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     med_one = {k: statistics.median(v) for k, v in one.items()}
     med = {s: statistics.median(w) for s, w in walls.items()}
     speedup = med["--jobs 1"] / med["--jobs 2"]
+    pairs = [a / b for a, b in zip(walls["--jobs 1"], walls["--jobs 2"])]
     if med_one:
         print(f"\n{'one notebook':<24} {'median s':>9}  runs")
         for k, v in one.items():
@@ -158,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'batch of ' + str(args.n):<24} {'wall s':>9} {'s/notebook':>11} {'notebooks/min':>14}")
     for s in walls:
         print(f"{s:<24} {med[s]:9.1f} {med[s] / args.n:11.2f} {60 * args.n / med[s]:14.1f}")
-    print(f"speed-up --jobs 2 vs --jobs 1: {speedup:.2f}x; peak kernel group memory {max(peaks):.0f} MB; "
+    print(f"speed-up --jobs 2 vs --jobs 1: {speedup:.2f}x (ratio of medians); per pair "
+          f"{', '.join(f'{x:.2f}' for x in pairs)}, median {statistics.median(pairs):.2f}x")
+    print(f"peak kernel group memory {max(peaks):.0f} MB; "
           f"identical scores: {extra['same_scores']}")
     result = {
         "n": args.n, "single_runs": one, "single_median": med_one,
@@ -166,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine_scaling_two_scripts": (2 * med_one["python script"] / med_one["two python scripts at once"])
         if med_one else None,
         "batch_walls": walls, "batch_median": med, "per_notebook": {s: med[s] / args.n for s in med},
-        "speedup_jobs2": speedup, "peak_kernel_mb": max(peaks), **extra,
+        "speedup_jobs2": speedup, "speedup_jobs2_pairs": pairs,
+        "speedup_jobs2_pairs_median": statistics.median(pairs), "peak_kernel_mb": max(peaks), **extra,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
