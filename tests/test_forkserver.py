@@ -157,3 +157,43 @@ def test_a_dead_fork_server_is_replaced(tmp_path, grading):
     assert report.execution.cell_errors == [] and code_score(report) == 150
     second = forkserver.server_for(budget, env_for=kernel_env)
     assert second is not first and second.running
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "cold"])
+def test_a_killed_kernel_is_gone_when_kill_returns(tmp_path, grading, fork):
+    """The manager polls for a dead kernel every 0.1 s; the provisioner's kill waits for
+    the SIGKILLed process itself, so nothing is left to poll for. The client retries a
+    refused connection after 10 ms (zmq's default is 100 ms), as a starting kernel
+    refuses the first one."""
+    import asyncio
+
+    import zmq
+
+    from grader.kernels import kernel_env, new_kernel_manager
+
+    budget = _with(grading, fork_kernels=fork).assignment.spec.execution
+    (tmp_path / "work").mkdir()
+
+    async def run() -> tuple[int | None, int]:
+        km = new_kernel_manager(budget=budget)
+        km.connection_file = str(tmp_path / "kernel.json")
+        with (tmp_path / "kernel.log").open("wb") as log:
+            await km.start_kernel(env=kernel_env(workspace=tmp_path, threads=1),
+                                  cwd=str(tmp_path / "work"), stdout=log, stderr=log)
+        kc = km.client()
+        probe = kc.context.socket(zmq.DEALER)
+        interval = probe.getsockopt(zmq.RECONNECT_IVL)
+        probe.close()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=60)
+            assert isinstance(km.provisioner.process, forkserver.ForkedProcess) is fork
+            await km.provisioner.kill()
+            return km.provisioner.process.poll(), interval
+        finally:
+            kc.stop_channels()
+            await km.shutdown_kernel(now=True)
+
+    returncode, interval = asyncio.run(run())
+    assert returncode is not None, "kill returned while the kernel was still running"
+    assert interval == 10
