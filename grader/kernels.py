@@ -103,14 +103,6 @@ class ReadyClient(AsyncKernelClient):
     ``kernel_info`` and the ``idle`` status of one of those requests has arrived on IOPub
     (which proves IOPub is connected); until then the request is sent again."""
 
-    def _context_default(self):
-        import zmq, zmq.asyncio
-        self._created_context = True
-        ctx = zmq.asyncio.Context()
-        ctx.setsockopt(zmq.RECONNECT_IVL, 10)
-        ctx.setsockopt(zmq.RECONNECT_IVL_MAX, 100)
-        return ctx
-
     def _context_default(self) -> zmq.asyncio.Context:
         # The client connects while the kernel is still starting; a refused connection is
         # retried after zmq's default 100 ms, which put ~0.14 s on every kernel start.
