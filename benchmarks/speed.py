@@ -11,8 +11,9 @@
    ABBA order (1 2, 2 1, 1 2, ...) so that a machine slowing down or speeding up over
    minutes weighs on both alike; each run starts its own fork server, as a fresh
    `grader grade` does. The speed-up is given per adjacent pair and as the ratio of
-   medians, with the CPU time the hypervisor took ("steal") during each batch. `--cold` adds `--jobs 1` with kernels started from scratch (no fork server,
-   no pre-warming), which is what a plain nbclient loop pays.
+   medians, with the CPU time the hypervisor took ("steal") during each batch.
+   `--cold` adds `--jobs 1` with kernels started from scratch (no fork server, no
+   pre-warming), which is what a plain nbclient loop pays.
 4. Peak resident memory of one kernel's process group, and whether every setting gave
    the same scores.
 
