@@ -40,6 +40,8 @@ class EpochStats:
     epochs_run: int
     partial_samples: int
     epoch_losses: list[float | None]
+    rule: str = "distinct inputs"  # how an epoch was told: see epoch_stats
+    limit_error: str | None = None  # a recording limit was reached: the count is unknown
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,10 @@ class Evidence:
 
     facts: Facts | None = None
     facts_error: str | None = None
-    run: RunFacts | None = None
-    tally: ParamTally | None = None
+    run: RunFacts | None = None  # the trained run: epochs and loss are judged on it
+    model_run: RunFacts | None = None  # the model the architecture items are judged on
+    model_rule: str = "trained"  # why model_run: see select_model_run
+    tally: ParamTally | None = None  # unique parameters of model_run
     tally_error: str | None = None
     cell_failures: list[CellFailure] = field(default_factory=list)
     execution_status: str = "ok"
@@ -62,8 +66,31 @@ class Evidence:
 
 def select_trained_run(facts: Facts) -> RunFacts | None:
     """The run whose optimizer stepped last: "if several were trained, the last one"."""
-    trained = [r for r in facts.runs if r.steps > 0 and r.model_class is not None]
+    trained = [r for r in facts.runs
+               if r.steps > 0 and r.model_class is not None and r.picked_by is None]
     return max(trained, key=lambda r: r.last_seq) if trained else None
+
+
+# When nothing was trained, a TA still judges the architecture that was built: the
+# model handed to an optimizer, else the one called on data, else the only one there.
+BUILT_RULES = {
+    "optimizer": "the model handed to the optimizer",
+    "forward": "the model last called on data",
+    "namespace": "the only model defined in the notebook",
+}
+
+
+def select_model_run(facts: Facts) -> tuple[RunFacts | None, str]:
+    """The run the architecture items judge, and the rule that chose it ("trained" or a
+    key of BUILT_RULES)."""
+    trained = select_trained_run(facts)
+    if trained is not None:
+        return trained, "trained"
+    built = {r.picked_by: r for r in facts.runs if r.picked_by and r.model_class is not None}
+    for rule in BUILT_RULES:
+        if rule in built:
+            return built[rule], rule
+    return None, "trained"
 
 
 def _storage_key(t) -> tuple:
@@ -112,18 +139,36 @@ def tally_params(path: Path, run: RunFacts) -> ParamTally:
     return ParamTally(total=total, layers=layers, shared=shared, frozen=frozen)
 
 
-def epoch_stats(run: RunFacts, *, dataset_size: int | None = None) -> EpochStats:
+def epoch_stats(
+    run: RunFacts, *, dataset_size: int | None = None, facts: Facts | None = None
+) -> EpochStats:
     """Epochs that ran = training samples consumed / size of the data set.
 
     Per-sample, mini-batch and full-batch loops all consume ``dataset_size`` samples
     per epoch, so the count does not depend on how the loop is written; forwards that
     never reached an optimizer step (evaluation, a summary, a printed log) were not
-    counted in the kernel.
+    counted in the kernel. The size is the rubric's ``dataset_size``, else (when every
+    step drew its batch from a DataLoader) an epoch is one complete pass over the
+    loader, else the distinct input rows seen in training.
     """
-    size = dataset_size or run.unique_rows
     samples = sum(run.step_samples)
+    if run.steps > len(run.step_samples):
+        return _limited(samples, f"only the first {len(run.step_samples):,} of {run.steps:,} "
+                        "steps were recorded (the grader's recording limit), so the epochs "
+                        "cannot be counted; a TA must check this by hand")
+    passes = facts.loader_passes if facts is not None else []
+    if (dataset_size is None and passes and run.step_passes
+            and all(0 <= p < len(passes) for p in run.step_passes)):
+        return _loader_epochs(run, passes)
+    if dataset_size is None and run.rows_capped:
+        limit = facts.rows_recorded_limit if facts is not None and facts.rows_recorded_limit else None
+        return _limited(samples, f"more than {limit or run.unique_rows:,} distinct input rows were "
+                        "seen (the grader's recording limit), so the size of the data set is "
+                        "unknown; set dataset_size for this item in the rubric")
+    size = dataset_size or run.unique_rows
+    rule = "dataset_size from the rubric" if dataset_size else "distinct inputs"
     if size <= 0:
-        return EpochStats(samples, 0, 0, samples, [])
+        return EpochStats(samples, 0, 0, samples, [], rule)
     sums: dict[int, list[float]] = {}
     consumed = 0
     for n, loss in zip(run.step_samples, run.step_losses):
@@ -136,7 +181,34 @@ def epoch_stats(run: RunFacts, *, dataset_size: int | None = None) -> EpochStats
     for e in range(max(n_epochs, (max(sums) + 1) if sums else 0)):
         values = sums.get(e)
         epoch_losses.append(sum(values) / len(values) if values else None)
-    return EpochStats(samples, size, samples // size, samples % size, epoch_losses)
+    return EpochStats(samples, size, samples // size, samples % size, epoch_losses, rule)
+
+
+def _limited(samples: int, why: str) -> EpochStats:
+    return EpochStats(samples, 0, 0, 0, [], "unknown", why)
+
+
+def _loader_epochs(run: RunFacts, passes: list) -> EpochStats:
+    """An epoch is one complete pass over the DataLoader: batches may be shuffled,
+    of any size, or carry fresh noise each step, and a pass is still one epoch."""
+    order: list[int] = []
+    losses: dict[int, list[float]] = {}
+    samples: dict[int, int] = {}
+    for pid, n, loss in zip(run.step_passes, run.step_samples, run.step_losses):
+        if pid not in samples:
+            order.append(pid)
+            samples[pid] = 0
+        samples[pid] += n
+        if loss is not None:
+            losses.setdefault(pid, []).append(loss)
+    complete = [pid for pid in order if passes[pid].complete]
+    partial = sum(samples[pid] for pid in order if not passes[pid].complete)
+    size = next((passes[pid].dataset_len for pid in order if passes[pid].dataset_len), 0) or (
+        samples[complete[0]] if complete else 0)
+    epoch_losses = [sum(losses[pid]) / len(losses[pid]) if losses.get(pid) else None
+                    for pid in order]
+    return EpochStats(sum(samples.values()), size, len(complete), partial, epoch_losses,
+                      "DataLoader passes")
 
 
 def finite(value: float | None) -> bool:

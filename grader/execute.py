@@ -75,14 +75,23 @@ class _CappedClient(NotebookClient):
         return super().output(outs, msg, display_id, cell_index)
 
 
+# Run in the kernel, in this order, in one private module: graph.py binds the real
+# builtins before any student code can patch them; instrument.py uses both others.
+KERNEL_FILES = ("graph.py", "devices.py", "instrument.py")
+
+
 def init_source(*, budget: Execution) -> str:
     """The injected first cell: load the instrumentation as a private module."""
-    code = files("grader.kernel").joinpath("instrument.py").read_text(encoding="utf-8")
     config = json.dumps({"seed": budget.seed, "threads": budget.threads, "map_cuda": budget.map_cuda})
+    loads = "".join(
+        f"exec(compile({files('grader.kernel').joinpath(name).read_text(encoding='utf-8')!r}, "
+        f"'<grader-{name[:-3]}>', 'exec'), _g_mod.__dict__)\n"
+        for name in KERNEL_FILES
+    )
     return (
         "import sys as _g_sys, types as _g_types\n"
         "_g_mod = _g_types.ModuleType('_grader_kernel')\n"
-        f"exec(compile({code!r}, '<grader-instrument>', 'exec'), _g_mod.__dict__)\n"
+        f"{loads}"
         "_g_sys.modules['_grader_kernel'] = _g_mod\n"
         f"_g_mod.install({config!r})\n"
         "del _g_sys, _g_types, _g_mod\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -51,6 +52,21 @@ class RunFacts(_Strict):
     last_seq: int = Field(ge=0, description="Global order of this run's last step.")
     graph: GraphFacts | None
     tensors_file: str | None
+    step_passes: list[int] = Field(
+        default_factory=list,
+        description="Per step, the DataLoader pass its batch came from (-1: no DataLoader).",
+    )
+    picked_by: Literal["optimizer", "forward", "namespace"] | None = Field(
+        None,
+        description="Set when nothing was trained: why this built model was described "
+        "(handed to an optimizer, called on data, the only model in the namespace).",
+    )
+
+
+class LoaderPass(_Strict):
+    batches: int = Field(ge=0, description="Batches the DataLoader served in this pass.")
+    complete: bool = Field(description="The pass ran to the loader's end.")
+    dataset_len: int | None = Field(description="len(loader.dataset), if it has one.")
 
 
 class Facts(_Strict):
@@ -60,6 +76,9 @@ class Facts(_Strict):
     python_version: str
     notes: list[str]
     runs: list[RunFacts]
+    loader_passes: list[LoaderPass] = Field(default_factory=list)
+    steps_recorded_limit: int | None = Field(None, description="Steps recorded per run at most.")
+    rows_recorded_limit: int | None = Field(None, description="Distinct input rows kept at most.")
     pending_forwards_after_last_step: int = 0
 
 

@@ -24,7 +24,8 @@ from pydantic import BaseModel
 from grader import __version__
 from grader.answers import Question, collect_documents, find_answers
 from grader.checks import Outcome, get_check
-from grader.evidence import CellFailure, Evidence, select_trained_run, tally_params
+from grader.evidence import (CellFailure, Evidence, select_model_run, select_trained_run,
+                             tally_params)
 from grader.execute import ExecutionResult, execute_notebook
 from grader.facts import FactsError, load_facts
 from grader.kernels import prestart as prestart_kernels
@@ -117,16 +118,19 @@ def gather_evidence(
             reason = "evidence missing: the kernel died before the probe ran"
         return replace(base, facts_error=reason)
     run = select_trained_run(facts)
+    model_run, rule = select_model_run(facts)
     tally, tally_error = None, None
-    if run is not None:
-        if run.tensors_file and "/" not in run.tensors_file and "\\" not in run.tensors_file:
+    if model_run is not None:
+        name = model_run.tensors_file
+        if name and "/" not in name and "\\" not in name:
             try:
-                tally = tally_params(facts_dir / run.tensors_file, run)
+                tally = tally_params(facts_dir / name, model_run)
             except (ValueError, OSError) as exc:
                 tally_error = str(exc)
         else:
             tally_error = "evidence missing: no tensors were saved for the trained model"
-    return replace(base, facts=facts, run=run, tally=tally, tally_error=tally_error)
+    return replace(base, facts=facts, run=run, model_run=model_run, model_rule=rule,
+                   tally=tally, tally_error=tally_error)
 
 
 def gather_answers(*, root: Path, assignment: Assignment) -> tuple[dict, dict]:

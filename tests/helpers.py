@@ -34,6 +34,7 @@ def facts(*runs: RunFacts, notes=()) -> Facts:
 def evidence(the_run: RunFacts | None = None, *, total=44, **kw) -> Evidence:
     f = facts(*( [the_run] if the_run else []))
     tally = ParamTally(total=total, layers=[("lin1", "Linear", total)], shared=[]) if the_run else None
+    kw.setdefault("model_run", the_run)  # a trained run is also the model judged
     return Evidence(facts=f, run=the_run, tally=tally, **kw)
 
 

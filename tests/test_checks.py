@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -40,7 +41,8 @@ def test_no_training_fails_with_reason():
 
 
 def test_tally_missing_is_error():
-    ev = Evidence(facts=evidence(run()).facts, run=run(), tally=None, tally_error="saved tensors unreadable")
+    ev = Evidence(facts=evidence(run()).facts, run=run(), model_run=run(), tally=None,
+                  tally_error="saved tensors unreadable")
     assert check("param_count", ev, expected=44).status == "error"
 
 
@@ -123,3 +125,19 @@ def test_unknown_check_lists_known():
     with pytest.raises(KeyError) as exc:
         get_check("nope")
     assert "param_count" in exc.value.args[0]
+
+
+@pytest.mark.parametrize("item", ["epochs", "loss_decreased"])
+def test_a_recording_limit_is_an_error_saying_so(item):
+    capped = run(steps_samples=[4] * 10).model_copy(update={"steps": 250_000})
+    params = {"expected": 2001} if item == "epochs" else {}
+    out = check(item, evidence(capped), **params)
+    assert out.status == "error" and "recording limit" in out.message
+
+
+def test_architecture_items_say_which_built_model_they_judged():
+    built = run(steps_samples=[]).model_copy(update={"picked_by": "optimizer"})
+    ev = dataclasses.replace(evidence(built, model_rule="optimizer"), run=None)
+    out = check("param_count", ev, expected=44)
+    assert out.status == "pass" and "judged on the model handed to the optimizer" in out.message
+    assert check("epochs", ev, expected=2001).status == "fail"

@@ -82,3 +82,55 @@ def test_load_facts_checks_nonce_and_shape(tmp_path):
         load_facts(path, nonce="n")
     with pytest.raises(FactsError, match="missing"):
         load_facts(tmp_path / "absent.json", nonce="n")
+
+
+def test_a_built_model_is_judged_when_nothing_was_trained():
+    """Trained beats built; among built models: handed to an optimizer, then called on
+    data, then the only one in the namespace."""
+    from grader.evidence import select_model_run
+
+    def built(rule, name):
+        return run(steps_samples=[], model_class=name).model_copy(update={"picked_by": rule})
+
+    ns, fwd, opt = built("namespace", "N"), built("forward", "F"), built("optimizer", "O")
+    assert select_model_run(facts(ns, fwd, opt)) == (opt, "optimizer")
+    assert select_model_run(facts(ns, fwd)) == (fwd, "forward")
+    assert select_model_run(facts(ns)) == (ns, "namespace")
+    assert select_model_run(facts()) == (None, "trained")
+    trained = run(model_class="T")
+    assert select_model_run(facts(trained, opt)) == (trained, "trained")
+    assert select_trained_run(facts(opt)) is None  # a built model has no training to judge
+
+
+def _loader_facts(the_run, passes):
+    from grader.facts import LoaderPass
+
+    return facts(the_run).model_copy(update={"loader_passes": [
+        LoaderPass(batches=b, complete=c, dataset_len=4) for b, c in passes]})
+
+
+def test_an_epoch_is_one_dataloader_pass():
+    """Batch size 1, shuffled, fresh noise each step: distinct inputs would count 8004
+    rows, but each complete pass over the loader is one epoch."""
+    the_run = run(steps_samples=[1] * 12, unique_rows=12).model_copy(
+        update={"step_passes": [0] * 4 + [1] * 4 + [2] * 4})
+    st = epoch_stats(the_run, facts=_loader_facts(the_run, [(4, True), (4, True), (4, False)]))
+    assert (st.epochs_run, st.partial_samples, st.dataset_size, st.rule) == (2, 4, 4, "DataLoader passes")
+    assert len(st.epoch_losses) == 3
+    # the rubric's dataset_size still wins
+    assert epoch_stats(the_run, dataset_size=4, facts=_loader_facts(the_run, [(4, True)] * 3)).epochs_run == 3
+
+
+def test_steps_without_a_loader_keep_the_distinct_inputs_rule():
+    the_run = run(steps_samples=[4] * 10).model_copy(update={"step_passes": [-1] * 10})
+    st = epoch_stats(the_run, facts=_loader_facts(the_run, [(4, True)]))
+    assert (st.epochs_run, st.rule) == (10, "distinct inputs")
+
+
+def test_recording_limits_are_errors_not_counts():
+    capped = run(steps_samples=[4] * 10).model_copy(update={"steps": 250_000})
+    st = epoch_stats(capped)
+    assert st.limit_error and "only the first 10 of 250,000 steps were recorded" in st.limit_error
+    rows = run(steps_samples=[4] * 10, unique_rows=100_000).model_copy(update={"rows_capped": True})
+    assert "distinct input rows" in epoch_stats(rows).limit_error
+    assert epoch_stats(rows, dataset_size=4).limit_error is None

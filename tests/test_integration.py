@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from grader.report import Report
-from tests.fixtures.notebooks import ALL, BY_NAME, FIXTURES, code_score
+from tests.fixtures.notebooks import ALL, BY_NAME, FIXTURES, MODEL_ITEMS, code_score
 
 pytestmark = pytest.mark.kernel
 GOLDEN = Path(__file__).parent / "golden"
@@ -38,10 +38,28 @@ def test_fixture_verdicts(graded, fixture):
 
 
 def test_no_training_says_why(graded):
-    for name in ("no_model", "printed_log_no_training"):
-        for check in graded[name].checks[:5]:
-            assert check.status == "fail"
-            assert "no model was trained" in check.message
+    architecture, training = MODEL_ITEMS[:3], MODEL_ITEMS[3:]
+    by_id = {c.id: c for c in graded["no_model"].checks}
+    for item in architecture:
+        assert by_id[item].status == "fail" and "no model was found" in by_id[item].message
+    for name in ("no_model", "printed_log_no_training", "crash_before_first_step"):
+        by_id = {c.id: c for c in graded[name].checks}
+        for item in training:
+            assert by_id[item].status == "fail" and "no model was trained" in by_id[item].message
+
+
+@pytest.mark.parametrize("name, rule", [
+    ("printed_log_no_training", "the only model defined in the notebook"),
+    ("crash_before_first_step", "the model handed to the optimizer"),
+    ("built_called_never_trained", "the model last called on data"),
+])
+def test_architecture_judged_on_the_model_built(graded, name, rule):
+    """A TA gives the architecture points when training did not run: the message says
+    which model was judged and why."""
+    by_id = {c.id: c for c in graded[name].checks}
+    for item in MODEL_ITEMS[:3]:
+        assert f"judged on {rule}: no training step ran" in by_id[item].message
+    assert by_id["param_count"].score == 40
 
 
 def test_import_error_is_named_and_model_still_graded(graded):

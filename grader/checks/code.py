@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from grader.checks import Outcome, register
-from grader.evidence import Evidence, epoch_stats, finite
+from grader.evidence import BUILT_RULES, Evidence, epoch_stats, finite
 
 # Autograd op names (see grader/kernel/instrument.py::_node_name) that are activations.
 DEFAULT_ACTIVATIONS = [
@@ -65,10 +65,36 @@ def _no_training(ev: Evidence) -> Outcome | None:
     return None
 
 
+def _no_model(ev: Evidence) -> Outcome | None:
+    """Early exits of the architecture items: they judge a model that was trained, or
+    failing that, one that was built (see ``select_model_run``)."""
+    if ev.facts is None:
+        return _no_training(ev)
+    if ev.model_run is None:
+        return Outcome.failed(
+            "no model was found: nothing was trained, no model was handed to an optimizer "
+            "or called on data, and the notebook does not define exactly one model "
+            "(did the cells that build it run? see the cell errors)",
+            reason="no model",
+        )
+    return None
+
+
+def _judged_on(ev: Evidence) -> str:
+    """How the architecture items chose their model, when it was not trained."""
+    if ev.model_rule == "trained":
+        return ""
+    return f" (judged on {BUILT_RULES[ev.model_rule]}: no training step ran)"
+
+
+def _how(ev: Evidence) -> dict:
+    return {"model_rule": ev.model_rule}
+
+
 @register("param_count", ParamCountParams)
 def param_count(ev: Evidence, p: ParamCountParams) -> Outcome:
     """Unique trainable parameters of the trained model equal `expected` (host recount)."""
-    early = _no_training(ev)
+    early = _no_model(ev)
     if early:
         return early
     if ev.tally is None:
@@ -84,9 +110,10 @@ def param_count(ev: Evidence, p: ParamCountParams) -> Outcome:
         "layers": {name or "(root)": n for name, _, n in t.layers},
         "shared": [f"{a} = {b}" for a, b in t.shared],
         "frozen_params": t.frozen,
-        "model_class": ev.run.model_class,
+        "model_class": ev.model_run.model_class,
+        **_how(ev),
     }
-    detail = f"layers: {layers}{shared}"
+    detail = f"layers: {layers}{shared}{_judged_on(ev)}"
     if t.total == p.expected:
         return Outcome.passed(f"{t.total} trainable parameters, as asked — {detail}", **evidence)
     return Outcome.failed(
@@ -103,10 +130,10 @@ def _activations_in(ops: list[str], names: list[str]) -> list[str]:
 @register("final_activation_removed", ActivationParams)
 def final_activation_removed(ev: Evidence, p: ActivationParams) -> Outcome:
     """No activation is applied after the model's last layer."""
-    early = _no_training(ev)
+    early = _no_model(ev)
     if early:
         return early
-    graph = ev.run.graph
+    graph = ev.model_run.graph
     if graph is None:
         return Outcome.errored("could not check: the model's output graph was not recorded",
                                reason="evidence missing")
@@ -115,33 +142,35 @@ def final_activation_removed(ev: Evidence, p: ActivationParams) -> Outcome:
         "final_op": found[0] if found else None,
         "ops_after_last_layer": graph.final_ops,
         "last_layer_op": graph.last_layer_op,
+        **_how(ev),
     }
     if found:
         return Outcome.failed(
             f"your model applies {found[0]} to the output of its last layer; remove that "
-            "activation so the last layer's output is returned as is",
+            f"activation so the last layer's output is returned as is{_judged_on(ev)}",
             **evidence,
         )
-    return Outcome.passed("no activation after the last layer", **evidence)
+    return Outcome.passed(f"no activation after the last layer{_judged_on(ev)}", **evidence)
 
 
 @register("hidden_activation_kept", ActivationParams)
 def hidden_activation_kept(ev: Evidence, p: ActivationParams) -> Outcome:
     """At least one nonlinearity remains between layers."""
-    early = _no_training(ev)
+    early = _no_model(ev)
     if early:
         return early
-    graph = ev.run.graph
+    graph = ev.model_run.graph
     if graph is None:
         return Outcome.errored("could not check: the model's output graph was not recorded",
                                reason="evidence missing")
     found = sorted(set(_activations_in(list(graph.inner_ops), p.activations)))
-    evidence = {"hidden_activations": found, "inner_ops": graph.inner_ops}
+    evidence = {"hidden_activations": found, "inner_ops": graph.inner_ops, **_how(ev)}
     if found:
-        return Outcome.passed(f"hidden activation kept: {', '.join(found)}", **evidence)
+        return Outcome.passed(f"hidden activation kept: {', '.join(found)}{_judged_on(ev)}",
+                              **evidence)
     return Outcome.failed(
         "no activation is left between your layers, so the network is linear and cannot "
-        "learn XOR; keep a nonlinearity (e.g. tanh) after the hidden layers",
+        f"learn XOR; keep a nonlinearity (e.g. tanh) after the hidden layers{_judged_on(ev)}",
         **evidence,
     )
 
@@ -152,22 +181,34 @@ def epochs(ev: Evidence, p: EpochsParams) -> Outcome:
     early = _no_training(ev)
     if early:
         return early
-    st = epoch_stats(ev.run, dataset_size=p.dataset_size)
+    st = epoch_stats(ev.run, dataset_size=p.dataset_size, facts=ev.facts)
     evidence = {
         "epochs_run": st.epochs_run,
         "optimizer_steps": ev.run.steps,
         "samples_seen": st.samples,
         "dataset_size": st.dataset_size,
         "partial_epoch_samples": st.partial_samples,
+        "epoch_rule": st.rule,
+        "optimizer": ev.run.optimizer,
     }
-    partial = (
-        f" plus {st.partial_samples} of {st.dataset_size} samples of an unfinished epoch"
-        if st.partial_samples else ""
-    )
-    ran = (
-        f"{st.epochs_run} epochs ran{partial} ({ev.run.steps} optimizer steps over "
-        f"{st.samples} samples of a {st.dataset_size}-sample data set)"
-    )
+    if st.limit_error:
+        return Outcome.errored(f"could not count epochs: {st.limit_error}",
+                               reason="recording limit", **evidence)
+    steps = (f"{ev.run.steps} hand-written updates" if ev.run.optimizer.startswith("manual")
+             else f"{ev.run.steps} optimizer steps")
+    if st.rule == "DataLoader passes":
+        partial = f" plus an unfinished pass ({st.partial_samples} samples)" if st.partial_samples else ""
+        ran = (f"{st.epochs_run} epochs ran{partial} ({st.epochs_run} complete passes over the "
+               f"DataLoader, {steps} over {st.samples} samples)")
+    else:
+        partial = (
+            f" plus {st.partial_samples} of {st.dataset_size} samples of an unfinished epoch"
+            if st.partial_samples else ""
+        )
+        ran = (
+            f"{st.epochs_run} epochs ran{partial} ({steps} over "
+            f"{st.samples} samples of a {st.dataset_size}-sample data set)"
+        )
     if st.epochs_run == p.expected and not st.partial_samples:
         return Outcome.passed(ran, **evidence)
     return Outcome.failed(f"{ran}; the task asks for {p.expected} epochs", **evidence)
@@ -179,7 +220,10 @@ def loss_decreased(ev: Evidence, p: LossParams) -> Outcome:
     early = _no_training(ev)
     if early:
         return early
-    st = epoch_stats(ev.run, dataset_size=p.dataset_size)
+    st = epoch_stats(ev.run, dataset_size=p.dataset_size, facts=ev.facts)
+    if st.limit_error:
+        return Outcome.errored(f"could not compare the loss per epoch: {st.limit_error}",
+                               reason="recording limit")
     losses = st.epoch_losses
     first = losses[0] if losses else None
     last = losses[-1] if losses else None
