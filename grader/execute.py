@@ -20,7 +20,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from grader.guard import GroupGuard
+from grader.guard import GroupGuard, kill_group
 from grader.kernels import kernel_env, new_kernel_manager
 from grader.spec import Execution
 
@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 ExecStatus = Literal["ok", "errors", "timeout", "kernel_died", "not_started"]
 _TIMEOUT_ENAME = "CellTimeoutError"
+# After a timed-out cell is interrupted, the kernel has this long to become idle; a cell
+# that catches KeyboardInterrupt and goes on would otherwise make every later cell and
+# the probe time out too, one budget after another.
+_INTERRUPT_GRACE = 5
 
 
 @dataclass
@@ -53,6 +57,7 @@ class ExecutionResult:
     reason_is_deadline: bool = False
     peak_memory_mb: float | None = None
     survivors: int = 0  # processes of the kernel's group still alive after it was ended
+    kernel_ended: str | None = None  # why the grader ended the kernel before the probe
 
     @property
     def cells_run(self) -> int:
@@ -190,9 +195,11 @@ def execute_notebook(
                     )
             if on_kernel_ready is not None:
                 on_kernel_ready()
-            _run_student_cells(client, combined, budget, replies, result)
+            _run_student_cells(client, combined, budget, replies, result, pgid=pgid)
             timings["cells"] = time.monotonic() - started - timings["kernel_start"]
-            if result.status != "kernel_died":
+            if result.kernel_ended:
+                result.probe_error = f"the probe did not run: {result.kernel_ended}"
+            elif result.status != "kernel_died":
                 probe_started = time.monotonic()
                 client.timeout = int(budget.probe_timeout)
                 try:
@@ -233,13 +240,17 @@ def _blame_memory(result: ExecutionResult, limit_mb: float) -> None:
         dead.error, dead.message = "MemoryLimit", f"the kernel used more than {limit_mb:g} MB"
 
 
-def _run_student_cells(client, nb, budget: Execution, replies: dict, result: ExecutionResult) -> None:
+def _run_student_cells(client, nb, budget: Execution, replies: dict, result: ExecutionResult,
+                       *, pgid: int | None = None) -> None:
     deadline = time.monotonic() + budget.deadline
     for position, cell in enumerate(nb.cells[1:-1], start=1):
         index = position - 1  # the student's own numbering
         if cell.cell_type != "code":
             continue
         if not cell.source.strip():
+            continue
+        if result.kernel_ended:
+            result.cells.append(CellRecord(index, "skipped"))
             continue
         if result.status == "kernel_died" or time.monotonic() >= deadline:
             # After a per-cell timeout later cells still run (training may come later);
@@ -277,6 +288,17 @@ def _run_student_cells(client, nb, budget: Execution, replies: dict, result: Exe
                 result.status = "timeout"
                 result.reason = f"cell {index + 1} exceeded the {which} of {limit:g} s"
                 result.reason_is_deadline = limited_by_deadline
+                if not _idle_after_interrupt(client, nb, position, replies):
+                    # It caught the interrupt and went on: end it rather than let it
+                    # eat every later cell's budget and the probe's.
+                    if pgid:
+                        kill_group(pgid)
+                    result.kernel_ended = (
+                        f"cell {index + 1} kept running after it was interrupted at the {which} "
+                        f"(does it catch KeyboardInterrupt?); the kernel was ended "
+                        f"{_INTERRUPT_GRACE} s later and later cells did not run")
+                    result.reason = result.kernel_ended
+                    record.message += "; it ignored the interrupt, so the kernel was ended"
             else:
                 record.status = "error"
                 record.error = str(reply.get("ename", "Error"))
@@ -286,6 +308,21 @@ def _run_student_cells(client, nb, budget: Execution, replies: dict, result: Exe
                 if result.status == "ok":
                     result.status = "errors"
         result.cells.append(record)
+
+
+def _idle_after_interrupt(client, nb, position: int, replies: dict) -> bool:
+    """Whether the kernel answers an empty cell within the grace period after a cell was
+    interrupted. The empty cell borrows the interrupted cell's slot, then gives it back."""
+    cell = nb.cells[position]
+    client.timeout = _INTERRUPT_GRACE
+    try:
+        client.execute_cell(nbformat.v4.new_code_cell("pass"), position, store_history=False)
+    except DeadKernelError:
+        return True  # the next cell finds it dead and says so
+    finally:
+        nb.cells[position] = cell
+    reply = replies.pop(position, {}).get("content", {})
+    return reply.get("ename") != _TIMEOUT_ENAME
 
 
 def _strip_ansi(text: str) -> str:

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -85,14 +86,19 @@ class ForkServer:
     """One zygote process and the pipe to it. ``spawn`` may be called from any thread."""
 
     def __init__(self, *, threads: int, preload: tuple[str, ...], env_for: EnvFor,
-                 start_timeout: float = 120):
+                 start_timeout: float = 120, reply_timeout: float = 30,
+                 command: list[str] | None = None):
         self.threads = threads
         self.env_for = env_for
         self.preload = preload
         self.start_timeout = start_timeout
+        self.reply_timeout = reply_timeout
+        self.command = command or [sys.executable, "-m", "grader.kernel.zygote"]
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
         self._dir: tempfile.TemporaryDirectory | None = None
+        self._buffer = b""  # bytes read from the server's stdout, not yet a whole line
+        self._next_id = 0
 
     def start(self) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="grader-zygote-")
@@ -100,7 +106,7 @@ class ForkServer:
         log = (folder / "zygote.log").open("wb")
         config = json.dumps({"preload": list(self.preload)})
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "grader.kernel.zygote", config],
+            [*self.command, config],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
             env=self.env_for(workspace=folder, threads=self.threads), cwd=folder,
             start_new_session=True,  # Ctrl-C in the terminal is the grader's, not the server's
@@ -119,16 +125,18 @@ class ForkServer:
         return self._proc is not None and self._proc.poll() is None
 
     def spawn(self, *, argv: list[str], env: dict[str, str], cwd: str, log: str) -> ForkedProcess:
-        request = json.dumps({"argv": argv, "env": env, "cwd": cwd, "log": log}) + "\n"
         with self._lock:
             if not self.running:
                 raise ForkServerError("fork server is not running")
+            self._next_id += 1
+            rid = self._next_id
+            request = json.dumps({"id": rid, "argv": argv, "env": env, "cwd": cwd, "log": log})
             try:
-                self._proc.stdin.write(request.encode())
+                self._proc.stdin.write(request.encode() + b"\n")
                 self._proc.stdin.flush()
             except OSError as exc:
                 raise ForkServerError(f"fork server is gone: {exc}") from exc
-            reply = self._read(timeout=30)
+            reply = self._reply_to(rid)
         if "pid" not in reply:
             raise ForkServerError(str(reply.get("error", reply)))
         pid = int(reply["pid"])
@@ -138,12 +146,31 @@ class ForkServer:
             os.killpg(pid, signal.SIGKILL)
             raise ForkServerError(f"cannot watch the forked kernel: {exc}") from exc
 
+    def _reply_to(self, rid: int) -> dict:
+        """The reply to request ``rid``. A late reply to a request given up on (it timed
+        out) is skipped, and the kernel it announces is ended: it serves no one."""
+        deadline = time.monotonic() + self.reply_timeout
+        while True:
+            reply = self._read(timeout=max(deadline - time.monotonic(), 0))
+            if reply.get("id") == rid or "id" not in reply:
+                return reply
+            if isinstance(reply.get("pid"), int):
+                _end_orphan(reply["pid"])
+
     def _read(self, *, timeout: float) -> dict:
+        """One JSON line from the server. Reads the pipe's file descriptor itself: a
+        buffered reader can hold a whole line that ``select`` then never reports."""
         assert self._proc is not None and self._proc.stdout is not None
-        readable, _, _ = select.select([self._proc.stdout], [], [], timeout)
-        line = self._proc.stdout.readline() if readable else b""
-        if not line:
-            return {"error": "no answer (see zygote.log)" + self._log_tail()}
+        fd = self._proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            readable, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
+            chunk = os.read(fd, 65536) if readable else b""
+            if not chunk:
+                why = "no answer in time" if not readable else "the server closed its pipe"
+                return {"error": f"{why} (see zygote.log){self._log_tail()}"}
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
         try:
             return json.loads(line)
         except json.JSONDecodeError:
@@ -170,6 +197,19 @@ class ForkServer:
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
+
+
+def _end_orphan(pid: int) -> None:
+    """End a kernel forked for a request nobody waits for any more (and its group)."""
+    try:
+        orphan = ForkedProcess(pid)
+    except OSError:
+        return
+    if orphan.poll() is None:
+        try:
+            os.killpg(pid, signal.SIGKILL)  # setsid made it a group leader; the pidfd was live
+        except OSError:
+            orphan.kill()
 
 
 _servers: dict[tuple, ForkServer | ForkServerError] = {}

@@ -197,3 +197,43 @@ def test_a_killed_kernel_is_gone_when_kill_returns(tmp_path, grading, fork):
     returncode, interval = asyncio.run(run())
     assert returncode is not None, "kill returned while the kernel was still running"
     assert interval == 10
+
+
+# A stand-in fork server that answers its first request late: each "kernel" is a
+# `sleep` in a session of its own, so the test can tell which reply went where.
+LATE_SERVER = """
+import json, subprocess, sys, time
+print(json.dumps({"ready": True, "threads": 1}), flush=True)
+for n, line in enumerate(sys.stdin):
+    request = json.loads(line)
+    kernel = subprocess.Popen(["sleep", str(9411 + n)], start_new_session=True)
+    if n == 0:
+        time.sleep(1.5)
+    print(json.dumps({"id": request["id"], "pid": kernel.pid}), flush=True)
+"""
+
+
+def test_a_late_reply_never_answers_the_next_request(tmp_path):
+    from tests.helpers import sleeping
+
+    script = tmp_path / "late_server.py"
+    script.write_text(LATE_SERVER)
+    server = forkserver.ForkServer(
+        threads=1, preload=(), env_for=lambda **_: dict(os.environ), reply_timeout=0.5,
+        command=[sys.executable, str(script)])
+    server.start()
+    try:
+        request = {"argv": [], "env": {}, "cwd": str(tmp_path), "log": str(tmp_path / "log")}
+        with pytest.raises(forkserver.ForkServerError, match="no answer in time"):
+            server.spawn(**request)
+        time.sleep(1.2)  # the late reply is in the pipe now
+        second = server.spawn(**request)
+        cmdline = Path(f"/proc/{second.pid}/cmdline").read_bytes().split(b"\0")
+        assert cmdline[:2] == [b"sleep", b"9412"], cmdline
+        deadline = time.monotonic() + 5
+        while sleeping("9411") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sleeping("9411") == [], "the kernel of the late reply was not ended"
+        second.kill()
+    finally:
+        server.close()

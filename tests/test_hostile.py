@@ -90,3 +90,15 @@ def test_nothing_left_running_or_behind(batch):
     assert grader_temp_dirs() - batch["temp_before"] == set()
     honest = batch["reports"]["children_left_running"]
     assert honest.execution.status == "ok"
+
+
+def test_a_cell_that_swallows_the_interrupt_ends_the_kernel(batch):
+    """Escalation: interrupt at the per-cell timeout, then end the kernel after a grace
+    period; the later cell is skipped (it does not time out too) and the report says why."""
+    report = batch["reports"][batch["names"]["swallows_interrupt"]]
+    errors = {e.cell: e for e in report.execution.cell_errors}
+    assert errors[4].error == "Timeout" and "ignored the interrupt" in errors[4].message
+    assert 5 not in errors and report.execution.cells_run == 4
+    assert "the probe did not run" in report.execution.evidence_error
+    by_id = {c.id: c for c in report.checks}
+    assert by_id["epochs"].status == "error" and by_id["runs_cleanly"].status == "fail"

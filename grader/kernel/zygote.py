@@ -11,8 +11,10 @@ serves two submissions.
 Protocol, JSON lines on stdin/stdout (never pickle):
   argv[1]    {"preload": ["numpy", ...]}
   ready   -> {"ready": true, "seconds": 2.4, "threads": 1}
-  request <- {"argv": ["-f", "kernel.json"], "env": {...}, "cwd": "...", "log": "..."}
-  reply   -> {"pid": 12345}  or  {"error": "..."}
+  request <- {"id": 7, "argv": ["-f", "kernel.json"], "env": {...}, "cwd": "...", "log": "..."}
+  reply   -> {"id": 7, "pid": 12345}  or  {"id": 7, "error": "..."}
+Each reply carries its request's id, so a reply that comes after the host gave up
+waiting cannot be taken for the answer to the next request.
 EOF on stdin ends the server. The grader ends each kernel when its submission is done;
 whatever is still running at EOF (the grader itself was killed) is ended here.
 
@@ -156,11 +158,14 @@ def main() -> None:
     os.write(1, (json.dumps(reply) + "\n").encode())
     for line in sys.stdin.buffer:
         _forget_ended()
+        rid = None
         try:
-            reply = _fork(json.loads(line))
+            request = json.loads(line)
+            rid = request.get("id")
+            reply = _fork(request)
         except Exception as exc:  # a bad request is answered, not fatal
             reply = {"error": f"{type(exc).__name__}: {exc}"}
-        os.write(1, (json.dumps(reply) + "\n").encode())
+        os.write(1, (json.dumps({"id": rid, **reply}) + "\n").encode())
     _end_children()
     os._exit(0)  # nothing to flush or tear down: do not keep the grader waiting
 
