@@ -43,7 +43,6 @@ class CellRecord:
     error: str | None = None
     message: str | None = None
     traceback: str | None = None
-    output: str = ""
     output_truncated: bool = False
 
 
@@ -56,7 +55,7 @@ class ExecutionResult:
     timings: dict[str, float] = field(default_factory=dict)
     reason_is_deadline: bool = False
     peak_memory_mb: float | None = None
-    survivors: int = 0  # processes of the kernel's group still alive after it was ended
+    warnings: list[str] = field(default_factory=list)  # what did not hold (watchdog off...)
     kernel_ended: str | None = None  # why the grader ended the kernel before the probe
 
     @property
@@ -119,14 +118,6 @@ def _text_of(outputs: list[Any]) -> str:
     return "".join(parts)
 
 
-def _trim(text: str, limit: int) -> tuple[str, bool]:
-    if len(text) <= limit:
-        return text, False
-    head = text[: limit // 2]
-    tail = text[-limit // 2 :]
-    return f"{head}\n… [{len(text) - limit} characters cut] …\n{tail}", True
-
-
 def execute_notebook(
     *,
     nb: nbformat.NotebookNode,
@@ -182,6 +173,10 @@ def execute_notebook(
             pgid = getattr(km.provisioner, "pgid", None) or getattr(km.provisioner, "pid", None)
             if pgid:
                 guard = GroupGuard(pgid, memory_limit_mb=budget.memory_limit_mb)
+            else:
+                result.warnings.append(
+                    "the kernel has no process group of its own: the memory limit is not "
+                    "enforced and processes it starts are not ended with it")
             if warm is not None:
                 result.probe_error = warm.init_error
                 timings["prewarm"] = warm.seconds
@@ -222,7 +217,7 @@ def execute_notebook(
         log.close()
         if guard is not None:
             guard.close()  # ends children the notebook left running
-            result.survivors = len(guard.survivors())
+            result.warnings.extend(guard.warnings)
             result.peak_memory_mb = round(guard.peak_bytes / 2**20, 1)
             if guard.memory_exceeded:
                 _blame_memory(result, budget.memory_limit_mb)
@@ -275,9 +270,9 @@ def _run_student_cells(client, nb, budget: Execution, replies: dict, result: Exe
             return
         seconds = time.monotonic() - started
         reply = replies.pop(position, {}).get("content", {})
-        text, truncated = _trim(_text_of(cell.get("outputs", [])), budget.output_limit)
-        truncated = truncated or position in getattr(client, "_dropped", set())
-        record = CellRecord(index, "ok", seconds, output=text, output_truncated=truncated)
+        truncated = (len(_text_of(cell.get("outputs", []))) > budget.output_limit
+                     or position in getattr(client, "_dropped", set()))
+        record = CellRecord(index, "ok", seconds, output_truncated=truncated)
         if reply.get("status") == "error":
             if reply.get("ename") == _TIMEOUT_ENAME:
                 record.status = "timeout"

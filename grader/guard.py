@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _live: set[int] = set()
@@ -65,11 +64,15 @@ def group_rss_bytes(pgid: int) -> int:
     return total
 
 
-def kill_group(pgid: int) -> None:
+def kill_group(pgid: int) -> str | None:
+    """SIGKILL the group; a reason when that was refused (gone already is fine)."""
     try:
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, OSError):
-        pass
+    except ProcessLookupError:
+        return None
+    except OSError as exc:  # PermissionError: a member changed its user id
+        return f"could not end the kernel's processes (group {pgid}): {exc.strerror or exc}"
+    return None
 
 
 class GroupGuard:
@@ -81,6 +84,10 @@ class GroupGuard:
         self.interval = interval
         self.peak_bytes = 0
         self.memory_exceeded = False
+        self.warnings: list[str] = []  # shown in the report: what this guard could not do
+        if not os.path.isdir("/proc"):
+            self.warnings.append("the memory limit is not enforced: this system has no /proc "
+                                 "to measure the kernel's memory")
         self._stop = threading.Event()
         with _lock:
             _live.add(pgid)
@@ -93,32 +100,20 @@ class GroupGuard:
             self.peak_bytes = max(self.peak_bytes, rss)
             if rss > self.limit:
                 self.memory_exceeded = True
-                kill_group(self.pgid)
+                self._kill()
                 return
+
+    def _kill(self) -> None:
+        refused = kill_group(self.pgid)
+        if refused and refused not in self.warnings:
+            self.warnings.append(refused)
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
-        kill_group(self.pgid)
+        self._kill()
         with _lock:
             _live.discard(self.pgid)
-
-    def survivors(self, wait: float = 1.0) -> list[int]:
-        """Members of the group still alive (after close(): should be none)."""
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            alive = [p for p in group_members(self.pgid) if not _is_zombie(p)]
-            if not alive:
-                return []
-            time.sleep(0.05)
-        return [p for p in group_members(self.pgid) if not _is_zombie(p)]
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return _stat_fields(pid)[0] == b"Z"
-    except (OSError, ValueError, IndexError):
-        return True
 
 
 def register(pgid: int) -> None:

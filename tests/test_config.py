@@ -111,3 +111,20 @@ def test_missing_assignment_and_bad_toml(tmp_path):
     (folder / "assignment.toml").write_text("id = ")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_grading(assignment=folder)
+
+
+def test_a_broken_plugin_is_named_every_time(monkeypatch):
+    """A plugin that fails to import is an error naming its entry point, on every call,
+    and the built-in checks are not left half-registered behind it."""
+    from importlib.metadata import EntryPoint
+
+    import grader.checks as registry
+
+    broken = EntryPoint(name="mine", value="a_plugin_module_that_does_not_exist", group="grader.checks")
+    monkeypatch.setattr(registry, "_loaded", False)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [broken])
+    for _ in range(2):
+        with pytest.raises(registry.PluginError, match="check plugin 'mine = a_plugin_module_that_does_not_exist'"):
+            registry.get_check("param_count")
+    monkeypatch.setattr(registry, "entry_points", lambda group: [])
+    assert registry.get_check("param_count").name == "param_count"

@@ -57,6 +57,10 @@ _REGISTRY: dict[str, Check] = {}
 _loaded = False
 
 
+class PluginError(KeyError):
+    """A plugin named in the ``grader.checks`` entry-point group failed to import."""
+
+
 def register(name: str, params_model: type[BaseModel]) -> Callable[[CheckFunc], CheckFunc]:
     """Decorator: register ``func`` as check ``name`` taking ``params_model``."""
 
@@ -70,14 +74,24 @@ def register(name: str, params_model: type[BaseModel]) -> Callable[[CheckFunc], 
 
 
 def _load() -> None:
+    """Import the built-in checks and every plugin. Marked loaded only once all of them
+    registered: a broken plugin is an error naming it, every time, not a half-filled
+    registry that later says "no check named …"."""
     global _loaded
     if _loaded:
         return
-    _loaded = True
     import_module("grader.checks.code")
     import_module("grader.checks.written")
     for ep in entry_points(group="grader.checks"):
-        import_module(ep.value.split(":")[0])
+        try:
+            import_module(ep.value.split(":")[0])
+        except Exception as exc:
+            raise PluginError(
+                f"the check plugin '{ep.name} = {ep.value}' (entry-point group grader.checks, "
+                f"from {ep.dist.name if ep.dist else 'an unknown distribution'}) failed to "
+                f"import: {type(exc).__name__}: {exc}; fix or uninstall it"
+            ) from None
+    _loaded = True
 
 
 def get_check(name: str) -> Check:
