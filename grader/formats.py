@@ -22,6 +22,12 @@ def _fmt(points: float) -> str:
     return f"{points:g}"
 
 
+def item_maxima(report: Report, total_max: float) -> list[float]:
+    """Each item's maximum on the rescaled total."""
+    factor = total_max / report.max_score if report.max_score else 1
+    return [round(c.max_score * factor, 2) for c in report.checks]
+
+
 def scaled_scores(report: Report, max_score: float | None) -> tuple[list[float], float]:
     """Per-item scores rescaled to ``max_score`` whose sum is exactly the rescaled total."""
     if not max_score or not report.max_score or max_score == report.max_score:
@@ -46,19 +52,25 @@ def _detail(c: CheckResult) -> str:
 
 
 def render_json(report: Report, *, max_score: float | None = None) -> str:
+    """The report itself, always in rubric points: a JSON report is re-rendered into
+    other totals later (``grader report --max-score``), so it never holds rescaled ones."""
+    if max_score is not None and max_score != report.max_score:
+        raise ValueError("the JSON report keeps the rubric's points; --max-score applies to "
+                         "the other formats")
     return report.model_dump_json(indent=2) + "\n"
 
 
 def render_text(report: Report, *, max_score: float | None = None) -> str:
+    scores, total_max = scaled_scores(report, max_score)
     lines = [f"{report.assignment} — {report.submission.notebook or report.submission.path}"]
     if report.error:
         lines.append(f"could not grade: {report.error}")
-    for c in report.checks:
-        lines.append(f"[{c.status:^5}] {_fmt(c.score):>5}/{_fmt(c.max_score):<4} {c.title}: {c.message}")
+    for c, s, m in zip(report.checks, scores, item_maxima(report, total_max)):
+        lines.append(f"[{c.status:^5}] {_fmt(s):>5}/{_fmt(m):<4} {c.title}: {c.message}")
         if c.hint:
             lines.append(f"               hint: {c.hint}")
     lines += [f"note: {w}" for w in report.execution.warnings]
-    lines.append(f"total: {_fmt(report.score)}/{_fmt(report.max_score)}")
+    lines.append(f"total: {_fmt(round(sum(scores), 2))}/{_fmt(total_max)}")
     return "\n".join(lines) + "\n"
 
 
@@ -72,9 +84,8 @@ def render_markdown(report: Report, *, max_score: float | None = None) -> str:
     if report.error:
         out += [f"**Could not grade:** {_md_cell(report.error)}", ""]
     out += ["| | item | points | result |", "|---|---|---:|---|"]
-    for c, s in zip(report.checks, scores):
-        max_c = c.max_score * (total_max / report.max_score) if report.max_score else 0
-        out.append(f"| {_MARK[c.status]} | {_md_cell(c.title)} | {_fmt(s)}/{_fmt(round(max_c, 2))} | "
+    for c, s, m in zip(report.checks, scores, item_maxima(report, total_max)):
+        out.append(f"| {_MARK[c.status]} | {_md_cell(c.title)} | {_fmt(s)}/{_fmt(m)} | "
                    f"{_md_cell(_detail(c))} |")
     return "\n".join(out) + "\n"
 
@@ -113,8 +124,7 @@ def render_classroom(report: Report, *, max_score: float | None = None) -> str:
 
 
 def render_gradescope(report: Report, *, max_score: float | None = None) -> str:
-    scores, _ = scaled_scores(report, max_score)
-    factor = (max_score / report.max_score) if max_score and report.max_score else 1
+    scores, total_max = scaled_scores(report, max_score)
     output = report.error or f"{_fmt(report.score)}/{_fmt(report.max_score)}"
     if report.execution.warnings:
         output += "\n" + "\n".join(f"note: {w}" for w in report.execution.warnings)
@@ -129,38 +139,43 @@ def render_gradescope(report: Report, *, max_score: float | None = None) -> str:
                 "name": c.title,
                 "number": str(n),
                 "score": s,
-                "max_score": round(c.max_score * factor, 2),
+                "max_score": m,
                 "status": "passed" if c.status == "pass" else "failed",
                 "output": _detail(c),
                 "visibility": "visible",
             }
-            for n, (c, s) in enumerate(zip(report.checks, scores), start=1)
+            for n, (c, s, m) in enumerate(zip(report.checks, scores, item_maxima(report, total_max)),
+                                          start=1)
         ],
     }, indent=2) + "\n"
 
 
 def render_prairielearn(report: Report, *, max_score: float | None = None) -> str:
+    """PrairieLearn's score is a fraction (it scales to the question's points itself);
+    ``max_score`` rescales the per-test points shown."""
     gradable = report.status == "graded"
+    scores, total_max = scaled_scores(report, max_score)
     return json.dumps({
         "gradable": gradable,
         "score": report.score / report.max_score if report.max_score and gradable else 0.0,
-        "message": report.error or f"{_fmt(report.score)}/{_fmt(report.max_score)}",
+        "message": report.error or f"{_fmt(round(sum(scores), 2))}/{_fmt(total_max)}",
         "output": "\n".join(report.execution.warnings),
         "tests": [
             {
                 "name": c.title,
                 "description": c.id,
-                "points": c.score,
-                "max_points": c.max_score,
+                "points": s,
+                "max_points": m,
                 "message": _detail(c),
                 "output": "",
             }
-            for c in report.checks
+            for c, s, m in zip(report.checks, scores, item_maxima(report, total_max))
         ],
     }, indent=2) + "\n"
 
 
 def render_junit(report: Report, *, max_score: float | None = None) -> str:
+    scores, total_max = scaled_scores(report, max_score)
     failures = sum(1 for c in report.checks if c.status == "fail")
     errors = sum(1 for c in report.checks if c.status == "error")
     suite = ET.Element("testsuite", {
@@ -172,14 +187,14 @@ def render_junit(report: Report, *, max_score: float | None = None) -> str:
         "time": f"{report.timings.get('total', 0):.3f}",
     })
     props = ET.SubElement(suite, "properties")
-    ET.SubElement(props, "property", {"name": "score", "value": _fmt(report.score)})
-    ET.SubElement(props, "property", {"name": "max_score", "value": _fmt(report.max_score)})
-    for c in report.checks:
+    ET.SubElement(props, "property", {"name": "score", "value": _fmt(round(sum(scores), 2))})
+    ET.SubElement(props, "property", {"name": "max_score", "value": _fmt(total_max)})
+    for c, s, m in zip(report.checks, scores, item_maxima(report, total_max)):
         case = ET.SubElement(suite, "testcase", {
             "classname": f"{report.assignment}.{report.submission.notebook or 'submission'}",
             "name": c.id,
         })
-        text = f"{_fmt(c.score)}/{_fmt(c.max_score)}: {_detail(c)}"
+        text = f"{_fmt(s)}/{_fmt(m)}: {_detail(c)}"
         if c.status == "fail":
             ET.SubElement(case, "failure", {"message": c.message[:500]}).text = text
         elif c.status == "error":
@@ -198,10 +213,11 @@ def render_csv(report: Report, *, max_score: float | None = None) -> str:
 
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
+    scores, total_max = scaled_scores(report, max_score)
     ids = [c.id for c in report.checks]
     writer.writerow(["notebook", "status", *ids, "score", "max_score", "error"])
-    writer.writerow([report.submission.notebook or "", report.status, *[c.score for c in report.checks],
-                     report.score, report.max_score, report.error or ""])
+    writer.writerow([report.submission.notebook or "", report.status, *scores,
+                     round(sum(scores), 2), total_max, report.error or ""])
     return buf.getvalue()
 
 

@@ -127,3 +127,37 @@ def test_gradebook_table_fits_the_terminal(graded, grading, width):
         if width == 80:  # the compact table names the items that lost points
             for c in rep.checks:
                 assert (f"{c.id} " in row) == (c.score < c.max_score), (name, c.id, row)
+
+
+def _totals_on_100(fmt: str, text: str) -> tuple[float, float]:
+    """(sum of item points, stated maximum) as each platform would read them."""
+    if fmt == "text":
+        *_, total = text.strip().splitlines()
+        got, top = total.removeprefix("total: ").split("/")
+        return float(got), float(top)
+    if fmt == "csv":
+        header, row = [line.split(",") for line in text.strip().splitlines()]
+        values = dict(zip(header, row))
+        items = header[2:-3]
+        assert round(sum(float(values[i]) for i in items), 2) == float(values["score"])
+        return float(values["score"]), float(values["max_score"])
+    if fmt == "junit":
+        props = {p.get("name"): float(p.get("value")) for p in ET.fromstring(text).iter("property")}
+        return props["score"], props["max_score"]
+    data = json.loads(text)
+    if fmt == "gradescope":
+        return data["score"], sum(t["max_score"] for t in data["tests"])
+    return sum(t["points"] for t in data["tests"]), sum(t["max_points"] for t in data["tests"])
+
+
+@pytest.mark.parametrize("fmt", ["text", "csv", "junit", "gradescope", "prairielearn"])
+def test_max_score_applies_to_every_format(graded, fmt):
+    report = graded["epochs_2000"]
+    got, top = _totals_on_100(fmt, render(report, fmt, max_score=100))
+    assert top == pytest.approx(100, abs=0.05)
+    assert got == pytest.approx(report.score / 3, abs=0.01)
+
+
+def test_json_keeps_rubric_points(graded):
+    with pytest.raises(ValueError, match="keeps the rubric's points"):
+        render(graded["epochs_2000"], "json", max_score=100)
