@@ -12,7 +12,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -21,7 +20,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from grader.guard import GroupGuard, kill_group
-from grader.kernels import kernel_env, new_kernel_manager
+from grader.kernels import init_source, kernel_env, new_kernel_manager, probe_source
 from grader.spec import Execution
 
 if TYPE_CHECKING:
@@ -77,33 +76,6 @@ class _CappedClient(NotebookClient):
             return None
         used[cell_index] = used.get(cell_index, 0) + size
         return super().output(outs, msg, display_id, cell_index)
-
-
-# Run in the kernel, in this order, in one private module: graph.py binds the real
-# builtins before any student code can patch them; instrument.py uses both others.
-KERNEL_FILES = ("graph.py", "devices.py", "instrument.py")
-
-
-def init_source(*, budget: Execution) -> str:
-    """The injected first cell: load the instrumentation as a private module."""
-    config = json.dumps({"seed": budget.seed, "threads": budget.threads, "map_cuda": budget.map_cuda})
-    loads = "".join(
-        f"exec(compile({files('grader.kernel').joinpath(name).read_text(encoding='utf-8')!r}, "
-        f"'<grader-{name[:-3]}>', 'exec'), _g_mod.__dict__)\n"
-        for name in KERNEL_FILES
-    )
-    return (
-        "import sys as _g_sys, types as _g_types\n"
-        "_g_mod = _g_types.ModuleType('_grader_kernel')\n"
-        f"{loads}"
-        "_g_sys.modules['_grader_kernel'] = _g_mod\n"
-        f"_g_mod.install({config!r})\n"
-        "del _g_sys, _g_types, _g_mod\n"
-    )
-
-
-def probe_source(*, facts_dir: Path, nonce: str) -> str:
-    return f"__import__('sys').modules['_grader_kernel'].finish({str(facts_dir)!r}, {nonce!r})\n"
 
 
 def _text_of(outputs: list[Any]) -> str:

@@ -1,16 +1,19 @@
 """How a submission's kernel is made: this interpreter's ipykernel, an allow-listed
 environment, and (where the spec allows and the platform can) a fork of the warm fork
-server instead of a cold start. A kernel always serves exactly one submission."""
+server instead of a cold start; and the cells injected before and after the student's
+(``init_source``, ``probe_source``). A kernel always serves exactly one submission."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import time
 import uuid
-from queue import Empty
+from importlib.resources import files
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import zmq
@@ -163,3 +166,30 @@ def new_kernel_manager(*, budget: Execution) -> AsyncKernelManager:
     provisioner.server = forkserver.server_for(budget, env_for=kernel_env)  # None: cold start
     km.provisioner = provisioner
     return km
+
+
+# Run in the kernel, in this order, in one private module: graph.py binds the real
+# builtins before any student code can patch them; instrument.py uses both others.
+KERNEL_FILES = ("graph.py", "devices.py", "instrument.py")
+
+
+def init_source(*, budget: Execution) -> str:
+    """The injected first cell: load the instrumentation as a private module."""
+    config = json.dumps({"seed": budget.seed, "threads": budget.threads, "map_cuda": budget.map_cuda})
+    loads = "".join(
+        f"exec(compile({files('grader.kernel').joinpath(name).read_text(encoding='utf-8')!r}, "
+        f"'<grader-{name[:-3]}>', 'exec'), _g_mod.__dict__)\n"
+        for name in KERNEL_FILES
+    )
+    return (
+        "import sys as _g_sys, types as _g_types\n"
+        "_g_mod = _g_types.ModuleType('_grader_kernel')\n"
+        f"{loads}"
+        "_g_sys.modules['_grader_kernel'] = _g_mod\n"
+        f"_g_mod.install({config!r})\n"
+        "del _g_sys, _g_types, _g_mod\n"
+    )
+
+
+def probe_source(*, facts_dir: Path, nonce: str) -> str:
+    return f"__import__('sys').modules['_grader_kernel'].finish({str(facts_dir)!r}, {nonce!r})\n"

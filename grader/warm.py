@@ -20,9 +20,8 @@ from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
 
-from grader.execute import init_source
 from grader.guard import kill_group, register, unregister
-from grader.kernels import kernel_env, new_kernel_manager
+from grader.kernels import init_source, kernel_env, new_kernel_manager
 from grader.spec import Execution
 
 

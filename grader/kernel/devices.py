@@ -1,7 +1,7 @@
 """Colab habits on a CPU-only grader: CUDA calls run on the CPU, each noted once.
 
 Runs *inside* the student's kernel, loaded with ``instrument.py`` into the same private
-module (see ``grader.execute.init_source``); it depends only on the standard library
+module (see ``grader.kernels.init_source``); it depends only on the standard library
 and torch. Notebooks written on Colab move data to the GPU in many ways; the grader
 has none, and `torch.cuda.is_available()` stays False so notebooks that ask take
 their CPU branch. Those that do not ask are run as if they had.

@@ -1,7 +1,7 @@
 """Model trees and autograd graphs, read inside the student's kernel.
 
 Loaded first into the kernel's private grader module (see
-``grader.execute.init_source``), so the builtins bound below are the ones every
+``grader.kernels.init_source``), so the builtins bound below are the ones every
 grader function in the kernel uses. Standard library and torch only.
 """
 
@@ -56,8 +56,9 @@ def _is_shape(node) -> bool:
     return (name[:cut] if cut > 0 else name) in _SHAPE_OPS
 
 
-def _module_tree(root):
-    """Yield (qualified_name, module) over the registered tree.
+def _walk(root):
+    """Yield (qualified_name, module, first_visit) over the registered tree: a module
+    registered under two names is yielded under both, but its children only once.
 
     Walks the instance dicts directly so that an overridden ``named_modules`` or
     ``parameters`` on the student's class cannot hide anything.
@@ -66,34 +67,29 @@ def _module_tree(root):
     stack = [("", root)]
     while stack:
         prefix, mod = stack.pop()
-        if id(mod) in seen:
+        first = id(mod) not in seen
+        yield prefix, mod, first
+        if not first:
             continue
         seen.add(id(mod))
-        yield prefix, mod
         children = vars(mod).get("_modules", {}) or {}
         for name, child in reversed(list(children.items())):
             if child is not None:
                 stack.append((f"{prefix}.{name}" if prefix else name, child))
+
+
+def _module_tree(root):
+    """(qualified_name, module), each module once."""
+    return [(prefix, mod) for prefix, mod, first in _walk(root) if first]
 
 
 def _named_tensors(root):
     """Every registered parameter, under every name it is reachable by (aliases kept)."""
     out = []
-    seen_modules = set()
-    stack = [("", root)]
-    while stack:
-        prefix, mod = stack.pop()
-        params = vars(mod).get("_parameters", {}) or {}
-        for name, p in params.items():
+    for prefix, mod, _ in _walk(root):
+        for name, p in (vars(mod).get("_parameters", {}) or {}).items():
             if p is not None:
                 out.append((f"{prefix}.{name}" if prefix else name, p))
-        if id(mod) in seen_modules:
-            continue
-        seen_modules.add(id(mod))
-        children = vars(mod).get("_modules", {}) or {}
-        for name, child in reversed(list(children.items())):
-            if child is not None:
-                stack.append((f"{prefix}.{name}" if prefix else name, child))
     return out
 
 

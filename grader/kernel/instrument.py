@@ -2,7 +2,7 @@
 
 This file is never imported by the host: the executor reads it as text and runs it
 in a fresh module in the kernel before any student cell, after ``devices.py`` (see
-``grader.execute.init_source``). It therefore depends only on the standard library,
+``grader.kernels.init_source``). It therefore depends only on the standard library,
 torch and that file.
 
 It records what happened -- forwards, backwards, optimizer steps (or hand-written
