@@ -118,7 +118,9 @@ def test_runs_cleanly():
     out = check("runs_cleanly", bad)
     assert out.status == "fail" and "cell 3: NameError" in out.message
     timeout = Evidence(execution_status="timeout", execution_reason="cell 4 exceeded the per-cell timeout of 1 s")
-    assert "per-cell timeout" in check("runs_cleanly", timeout).message
+    out = check("runs_cleanly", timeout)
+    assert out.status == "fail" and out.fraction == 0
+    assert out.message == "the notebook did not finish: cell 4 exceeded the per-cell timeout of 1 s"
 
 
 def test_unknown_check_lists_known():

@@ -52,7 +52,7 @@ def test_tally_rejects_wrong_layout(tmp_path):
     with pytest.raises(ValueError, match="layout"):
         tally_params(path, run())
     (tmp_path / "junk.pt").write_bytes(b"not a tensor file")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="saved tensors unreadable"):
         tally_params(tmp_path / "junk.pt", run())
 
 

@@ -61,7 +61,9 @@ def test_kernel_sees_no_secrets(tmp_path, grading, monkeypatch):
              "assert not leaked, leaked")
     nb = Fixture("env", [HEAD, probe, net(), train()]).write(tmp_path)
     report = grade_one(path=nb, grading=grading)
+    assert report.execution.status == "ok" and report.execution.cells_run == 4  # the probe ran
     assert report.execution.cell_errors == []
+    assert code_score(report) == 150
     assert "canary-token" not in report.model_dump_json()
 
 
@@ -79,6 +81,8 @@ def test_kernel_side_patching_does_not_change_the_count(tmp_path, grading):
 def test_student_files_are_not_modified(tmp_path, grading):
     nb = Fixture("clean", [HEAD, net(), train(), "open('written_by_student.txt', 'w').write('x')"]).write(tmp_path)
     before = nb.read_bytes()
-    grade_one(path=nb, grading=grading)
+    report = grade_one(path=nb, grading=grading)
+    assert report.execution.status == "ok" and report.execution.cells_run == 4  # it wrote its file
+    assert code_score(report) == 150
     assert nb.read_bytes() == before
     assert sorted(os.listdir(nb.parent)) == ["clean.ipynb"]

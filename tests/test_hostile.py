@@ -11,7 +11,7 @@ import pytest
 
 from grader.api import grade, unique_names
 from tests.fixtures.hostile import CASES, SLEEP_MARKERS
-from tests.fixtures.notebooks import code_score
+from tests.fixtures.notebooks import ALL, code_score
 from tests.helpers import sleeping, tight_grading
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,10 +62,17 @@ def test_case(batch, case):
         assert report.execution.status == execution, report.execution.reason
     if case.reason:
         assert case.reason in f"{report.error} {report.execution.reason}", (report.error, report.execution.reason)
-    assert code_score(report) <= case.max_code, [(c.id, c.status, c.message) for c in report.checks]
+    assert code_score(report) == case.code, [(c.id, c.status, c.message) for c in report.checks]
     by_id = {c.id: c for c in report.checks}
     for item in case.must_fail:
-        assert by_id[item].status in ("fail", "error"), (item, by_id[item].message)
+        assert by_id[item].status == "fail", (item, by_id[item].status, by_id[item].message)
+    for item in case.must_error:
+        assert by_id[item].status == "error", (item, by_id[item].status, by_id[item].message)
+    if report.status == "error":  # nothing ran: every code item says why, none fails
+        assert {by_id[i].status for i in ALL} == {"error"}
+    elif by_id["param_count"].status == "pass":  # recounted on the host from the tensors
+        assert by_id["param_count"].evidence["trainable_params"] == 44
+        assert by_id["param_count"].evidence["layers"] == {"lin1": 15, "lin2": 24, "lin3": 5}
     assert len(report.checks) == 11
 
 
