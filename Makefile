@@ -20,8 +20,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Exit 1 means "some submission could not be graded": examples/dave is broken on
+# purpose (its report says why), so that is the expected outcome here, not a failure.
 examples: setup
-	$(BIN)/grader grade examples/* --assignment 01-very-basics --out reports --jobs 2
+	$(BIN)/grader grade examples/* --assignment 01-very-basics --out reports --jobs 2 \
+	  || { test $$? -eq 1 && echo "(examples/dave is broken on purpose: see reports/dave.json)"; }
 
 test: setup
 	$(BIN)/python -m pytest -q
