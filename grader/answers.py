@@ -9,7 +9,9 @@ Splitting works on "question markers": lines that look like a question (a headin
 text, a list item, a quote, an interrogative or a trailing "?") and carry most of the
 question's content words. A question listed twice (a task list, then the answers) gets
 the marker followed by the most text. A document with no markers at all is read as
-prose: each paragraph goes to the question whose words it uses most.
+prose: each paragraph goes to the question whose words it uses most. In both, a
+misspelled question word counts as the word ("What is a nueron?", "learnig rate"):
+see ``grader.spelling`` for what is and is not read as a misspelling.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
+
+from grader.spelling import MIN_LENGTH, Speller, Target, tokens
 
 STOPWORDS = frozenset("""a an the is are was were be been being am of to in on at by for with as
 from that this these those it its and or but not no nor so than then there their they them we
@@ -29,6 +34,7 @@ if because while during before after above below up down out off again further o
 use used using""".split())
 _WORD = re.compile(r"[A-Za-z\u00C0-\u024F\u0370-\u03FF\u0400-\u04FF\u0900-\u097F\u4E00-\u9FFF]+(?:'[a-z]+)?")
 _INTERROGATIVE = re.compile(r"^(what|how|why|which|who|when|where|explain|describe|define|q\d+)\b", re.I)
+_DEFINITION = re.compile(r"^(what|which)\s+(is|are)\b|^(define|explain)\b", re.I)
 _MARKUP = re.compile(r"^\s*(?:#{1,6}\s*|>\s*|[-*+]\s+|\(?\d+[.):]\s*|q\d+[.):]?\s*)+", re.I)
 _HEADING = re.compile(r"^\s*(#{1,6})\s")
 _CONFLICT = re.compile(r"^(<{7}|={7}|>{7})( |$)", re.M)
@@ -79,8 +85,34 @@ def _stem(word: str) -> str:
     return word
 
 
-def _stems(text: str) -> set[str]:
-    return {_stem(w) for w in content_words(text)}
+def _stems(text: str, speller: Speller | None = None) -> set[str]:
+    """Stems of the content words; with a speller, misspelled question words count as
+    the question's own ("nueron" -> "neuron", "intialised" -> "initial")."""
+    if speller is None:
+        return {_stem(w) for w in content_words(text)}
+    clean = set(tokens(text))  # words as written: no code, URLs or encoded images
+    return {_read_as(w, speller) if w in clean else _stem(w) for w in content_words(text)}
+
+
+def _read_as(word: str, speller: Speller) -> str:
+    stem = _stem(word)
+    if len(word) < MIN_LENGTH or speller.exact(word) or speller.exact(stem):
+        return stem
+    # The word ("learnig" ~ "learning"), else its stem ("nuerons" -> "nueron" ~ "neuron").
+    meant = speller.meant(word) or (speller.meant(stem) if stem != word else None)
+    return _stem(meant.text) if meant else stem
+
+
+@lru_cache(maxsize=16)
+def question_speller(questions: tuple[Question, ...]) -> Speller:
+    """The questions' content words and their stems, the targets misspellings are read as.
+
+    Cached per question set: built once per assignment, not per line of a README."""
+    targets = set()
+    for q in questions:
+        for w in content_words(q.text):
+            targets |= {Target(w), Target(_stem(w))}
+    return Speller(targets)
 
 
 # -- collecting documents -------------------------------------------------------------
@@ -129,7 +161,10 @@ def distinctive(questions: list[Question]) -> dict[str, set[str]]:
             for qid, own in stems.items()}
 
 
-def _marker_score(line: str, question: Question, key: set[str]) -> float:
+SHORT_FORM = 0.5  # marker score of a short form ("What is a neuron?"): below any restatement
+
+
+def _marker_score(line: str, question: Question, key: set[str], speller: Speller | None = None) -> float:
     """How well a line reads as this question's heading (0 when it does not)."""
     raw = line.strip()
     text = _strip(raw)
@@ -138,12 +173,14 @@ def _marker_score(line: str, question: Question, key: set[str]) -> float:
     q_words = _stems(question.text)
     if not raw or not text or not q_words:
         return 0.0
-    have = _stems(text)
+    if len(words(text)) > 2 * len(words(question.text)) + 6:
+        return 0.0  # before the stems: a paragraph (or an inlined image) is no heading
+    have = _stems(text, speller)
     if key and not key & have:
         return 0.0
     overlap = len(q_words & have) / len(q_words)
-    if overlap < 0.6 or len(words(text)) > 2 * len(words(question.text)) + 6:
-        return 0.0
+    if overlap < 0.6:
+        return SHORT_FORM if _short_form(raw, text, question, key & have, key) else 0.0
     looks_like_question = (
         text.rstrip().endswith("?")
         or bool(_INTERROGATIVE.match(text))
@@ -153,6 +190,38 @@ def _marker_score(line: str, question: Question, key: set[str]) -> float:
     return overlap if looks_like_question else 0.0
 
 
+def _short_form(raw: str, text: str, question: Question, hits: set[str], key: set[str]) -> bool:
+    """A short heading with the words that set this question apart: "## Chain rule", or
+    "What is a neuron?" for "What is a neural network neuron?".
+
+    Narrower than a restated question on purpose, since a sentence of an answer may
+    mention a neuron: a Markdown heading or a "what is…?" line, no longer than the
+    question, with all its distinctive words (or two of them)."""
+    if not hits or len(words(text)) > len(words(question.text)):
+        return False
+    if not (_HEADING.match(raw) or (text.endswith("?") and _DEFINITION.match(text))):
+        return False
+    return hits == key or len(hits) >= 2
+
+
+def _find_markers(lines: list[str], questions: list[Question]) -> list[tuple[int, str]]:
+    """(line index, question id) of every line that reads as a question.
+
+    A short form counts only for a question the document never restates: once
+    "What is the chain rule in gradient flow?" is a heading, "But what is this chain
+    rule?" further down is part of the answer."""
+    keys = distinctive(questions)
+    speller = question_speller(tuple(questions))
+    found: list[tuple[int, str, float]] = []
+    for i, line in enumerate(lines):
+        scores = {q.id: _marker_score(line, q, keys[q.id], speller) for q in questions}
+        best = max(scores, key=lambda k: scores[k])
+        if scores[best] > 0:
+            found.append((i, best, scores[best]))
+    restated = {qid for _, qid, score in found if score > SHORT_FORM}
+    return [(i, qid) for i, qid, score in found if score > SHORT_FORM or qid not in restated]
+
+
 def _clean_answer(lines: list[str]) -> str:
     kept = [ln for ln in lines if not _PLACEHOLDER.match(ln)]
     return "\n".join(kept).strip()
@@ -160,13 +229,7 @@ def _clean_answer(lines: list[str]) -> str:
 
 def split_document(doc: Document, questions: list[Question]) -> dict[str, Answer]:
     lines = doc.text.splitlines()
-    keys = distinctive(questions)
-    markers: list[tuple[int, str]] = []  # (line index, question id)
-    for i, line in enumerate(lines):
-        scores = {q.id: _marker_score(line, q, keys[q.id]) for q in questions}
-        best = max(scores, key=lambda k: scores[k])
-        if scores[best] > 0:
-            markers.append((i, best))
+    markers = _find_markers(lines, questions)
     if not markers:
         # Prose without question headings is read only from Markdown files: a notebook's
         # markdown cells usually restate the task, which is not an answer.
@@ -197,11 +260,12 @@ def _split_prose(doc: Document, questions: list[Question]) -> dict[str, Answer]:
     """No question markers: give each paragraph to the question it talks about most."""
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", doc.text) if p.strip()]
     keys = distinctive(questions)
+    speller = question_speller(tuple(questions))
     chunks: dict[str, list[str]] = {}
     for para in paragraphs:
         if _HEADING.match(para) and len(words(para)) < 8:
             continue
-        stems = _stems(para)
+        stems = _stems(para, speller)
         scores = {qid: (len(k & stems) / max(len(k), 1), len(k & stems)) for qid, k in keys.items()}
         ranked = sorted(scores, key=lambda k: scores[k], reverse=True)
         best = ranked[0]

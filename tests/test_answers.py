@@ -36,7 +36,7 @@ def submission(tmp_path: Path, readme: str | Path, name: str = "README.md") -> P
 
 
 @pytest.mark.parametrize("layout", ["headings", "numbered_bold", "quoted_task_list_then_answers",
-                                    "plain_lines", "prose"])
+                                    "plain_lines", "prose", "misspelled_prose", "misspelled_headings"])
 def test_layouts_find_all_five(tmp_path, grading, layout):
     results = score_folder(submission(tmp_path, READMES / f"{layout}.md"), grading)
     for item in ITEMS:
@@ -59,11 +59,60 @@ def test_answers_do_not_bleed_into_each_other(tmp_path, grading):
     assert results["readme_q2"].evidence["excerpt"].startswith("It scales the gradient step")
 
 
-@pytest.mark.parametrize("readme", ["other_project.md", "title_only.md"])
+@pytest.mark.parametrize("readme", ["other_project.md", "title_only.md", "near_words.md"])
 def test_unrelated_or_empty_readme_gets_nothing(tmp_path, grading, readme):
     results = score_folder(submission(tmp_path, READMES / readme), grading)
     assert all(r.score == 0 and r.status == "fail" for r in results.values())
     assert "no answer found" in results["readme_q1"].message
+
+
+def test_misspelled_prose_is_matched_by_topic_and_concepts(tmp_path, grading):
+    """No headings, "nueron", "weigths", "learnig rate", "derivitive": a TA reads them all."""
+    results = score_folder(submission(tmp_path, READMES / "misspelled_prose.md"), grading)
+    q1 = results["readme_q1"].evidence
+    assert q1["excerpt"].startswith("A nueron is the small unit")
+    assert "weights" in q1["concepts_matched"] and q1["concepts_fuzzy"] == {"weights": "weigths"}
+    assert results["readme_q2"].evidence["excerpt"].startswith("The learnig rate sets the step size")
+    assert results["readme_q3"].evidence["excerpt"].startswith("The weigths are initialised randomely")
+    assert "random" in results["readme_q3"].evidence["concepts_matched"]
+    q5 = results["readme_q5"]
+    assert {"derivatives", "backpropagation"} <= set(q5.evidence["concepts_matched"])
+    assert q5.evidence["concepts_fuzzy"] == {"derivatives": "derivitive"}
+    assert "derivatives (read from “derivitive”)" in q5.message
+    assert all(r.evidence["concepts_fuzzy"] == {} for r in (results[i] for i in ("readme_q2", "readme_q4")))
+
+
+def test_misspelled_and_short_headings(tmp_path, grading):
+    results = score_folder(submission(tmp_path, READMES / "misspelled_headings.md"), grading)
+    under = {item: r.evidence["under"] for item, r in results.items()}
+    assert under == {"readme_q1": "## What is a nueron?", "readme_q2": "## Learnig rate",
+                     "readme_q3": "## How are weigths intialised?", "readme_q4": "## What is loss?",
+                     "readme_q5": "## Chain rule in gradeint flow"}
+    assert "learning rate" not in results["readme_q1"].evidence["excerpt"]
+
+
+def test_short_question_inside_an_answer_does_not_split_it(tmp_path, grading):
+    # The question is restated as a heading: a shorter question further down is text.
+    text = ('## What is the "chain rule" in gradient flow?\n\nFirst, what a gradient is: the '
+            "direction of the fastest increase of the loss, made of partial derivatives.\n\n"
+            "But what is this chain rule?\n\nThe derivative of a composition is the product of "
+            "the derivatives, so backpropagation passes gradients back layer by layer.\n")
+    r = score_folder(submission(tmp_path, text), grading)["readme_q5"]
+    assert r.evidence["under"].startswith("## What is the")
+    assert "fastest increase" in r.evidence["excerpt"] and "layer by layer" in r.evidence["excerpt"]
+
+
+def test_readme_mutants_keep_their_verdicts(tmp_path, grading):
+    """The spec's README mutants fail exactly their items, the reference README none."""
+    assignment = grading.assignment
+    cases = [(assignment.spec.validation.readme, [])] + [
+        (m.readme, m.fails) for m in assignment.spec.validation.mutants if m.readme]
+    for n, (readme, fails) in enumerate(cases):
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        results = score_folder(submission(folder, assignment.path(readme)), grading)
+        failed = {item for item, r in results.items() if r.status != "pass"}
+        assert failed == set(fails) & set(ITEMS), readme
 
 
 def test_questions_copied_without_answers(tmp_path, grading):

@@ -7,18 +7,24 @@ which concepts matched, and flags answers a TA should read (``needs_review``).
     fraction = w_exists * answered
              + w_development * min(words / target_words, 1)
              + w_concepts * min(concepts matched / concepts_for_full, 1)
+
+A misspelled term still shows its concept ("derivitive" for "derivative*"); the evidence
+names the word in ``concepts_fuzzy`` so a TA can see it. What counts as a misspelling,
+and what never does (real words, short words), is in ``grader.spelling``.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from grader.answers import fingerprint
+from grader.answers import content_words, fingerprint
 from grader.checks import Outcome, register
 from grader.evidence import Evidence
+from grader.spelling import Speller, Target, tokens
 
 
 class Concept(BaseModel):
@@ -73,12 +79,89 @@ def _pattern(term: str) -> re.Pattern:
     return re.compile(rf"(?<![a-z0-9]){body}{'[a-z-]*' if wild else ''}(?![a-z0-9])")
 
 
+@dataclass
+class ConceptMatch:
+    hit: list[str] = field(default_factory=list)
+    missed: list[str] = field(default_factory=list)
+    fuzzy: dict[str, str] = field(default_factory=dict)  # concept -> the misspelled words
+
+
 def matched_concepts(text: str, concepts: list[Concept]) -> tuple[list[str], list[str]]:
+    """Concepts named as written, and the rest (no misspellings: see match_concepts)."""
     low = text.lower()
     hit, miss = [], []
     for c in concepts:
         (hit if any(_pattern(t).search(low) for t in c.terms) else miss).append(c.name)
     return hit, miss
+
+
+def match_concepts(
+    text: str, concepts: list[Concept], *, known: frozenset[str] = frozenset()
+) -> ConceptMatch:
+    """Concepts named in the text, as written or misspelled; `known` are words never read
+    as a misspelling of a term (the questions' words: "neuron" is not a typo of anything)."""
+    hit, missed = matched_concepts(text, concepts)
+    result = ConceptMatch(hit=hit)
+    toks = tokens(text)
+    speller = _concept_speller(tuple(tuple(c.terms) for c in concepts), known)
+    misspelled: dict[Target, list[str]] = {}  # target -> the answer's words read as it
+    for tok in dict.fromkeys(toks):
+        if tok and (target := speller.meant(tok)):
+            misspelled.setdefault(target, []).append(tok)
+    for c in concepts:
+        if c.name in hit:
+            continue  # an exact match always wins over a fuzzy one
+        shown = next((w for term in c.terms if (w := _fuzzy_term(term, toks, misspelled))), None)
+        if shown:
+            result.hit.append(c.name)
+            result.fuzzy[c.name] = shown
+    order = {c.name: i for i, c in enumerate(concepts)}
+    result.hit.sort(key=order.__getitem__)
+    result.missed = [name for name in missed if name not in result.fuzzy]
+    return result
+
+
+def _term_words(term: str) -> list[Target] | None:
+    """A term as targets, one per word ("dot product" -> dot, product; "backprop*" ->
+    backprop with any ending); None for terms with more than letters ("f(g", "dy/dx")."""
+    wild = term.endswith("*")
+    parts = re.split(r"[\s-]+", term.rstrip("*").lower().strip())
+    if not parts or not all(re.fullmatch(r"[a-z]+", p) for p in parts):
+        return None
+    return [Target(p, wild and i == len(parts) - 1) for i, p in enumerate(parts)]
+
+
+@lru_cache(maxsize=256)
+def _concept_speller(terms: tuple[tuple[str, ...], ...], known: frozenset[str]) -> Speller:
+    """Every word of every term of one rubric item: built once per item, not per answer."""
+    targets = {t for group in terms for term in group for t in (_term_words(term) or [])}
+    return Speller(targets, known)
+
+
+def _fuzzy_term(term: str, toks: list[str], misspelled: dict[Target, list[str]]) -> str | None:
+    """The answer's words that spell out this term with at least one misspelling."""
+    targets = _term_words(term)
+    if not targets or not any(t in misspelled for t in targets):
+        return None
+    if len(targets) == 1:
+        return misspelled[targets[0]][0]
+    n = len(targets)
+    for i in range(len(toks) - n + 1):
+        window = toks[i : i + n]
+        ways = [_spelled(tok, t, misspelled) for tok, t in zip(window, targets)]
+        if all(ways) and "fuzzy" in ways:
+            return " ".join(window)
+    return None
+
+
+def _spelled(tok: str, target: Target, misspelled: dict[Target, list[str]]) -> str | None:
+    if tok == target.text or (target.prefix and tok.startswith(target.text)):
+        return "exact"
+    return "fuzzy" if tok in misspelled.get(target, ()) else None
+
+
+def _shown(concept: str, fuzzy: dict[str, str]) -> str:
+    return f"{concept} (read from “{fuzzy[concept]}”)" if concept in fuzzy else concept
 
 
 def _excerpt(text: str, limit: int = 300) -> str:
@@ -101,7 +184,9 @@ def written_answer(ev: Evidence, p: WrittenParams) -> Outcome:
             "that repeats the question",
             found=False, needs_review=bool(flags), review_reasons=flags, words=0,
         )
-    hit, miss = matched_concepts(ans.text, p.concepts)
+    known = frozenset(w for q in ev.questions.values() for w in content_words(q))
+    concepts = match_concepts(ans.text, p.concepts, known=known)
+    hit, miss = concepts.hit, concepts.missed
     keyword_list = "keywords without sentences" in ans.flags
     development = 0.0 if keyword_list else min(ans.words / p.target_words, 1.0)
     concept_share = min(len(hit) / min(p.concepts_for_full, len(p.concepts)), 1.0) if p.concepts else 1.0
@@ -125,12 +210,14 @@ def written_answer(ev: Evidence, p: WrittenParams) -> Outcome:
         "words": ans.words,
         "concepts_matched": hit,
         "concepts_missed": miss,
+        "concepts_fuzzy": concepts.fuzzy,  # concept -> the misspelled words that showed it
         "needs_review": bool(reasons),
         "review_reasons": reasons,
         "fingerprint": fingerprint(ans.text),
     }
     where = f"in {ans.source}" + (f" under “{ans.marker.strip('#*> ')}”" if ans.marker else "")
-    covered = f"covers {', '.join(hit)}" if hit else "names none of the key ideas yet"
+    shown = [_shown(c, concepts.fuzzy) for c in hit]
+    covered = f"covers {', '.join(shown)}" if hit else "names none of the key ideas yet"
     missing = f"; not yet: {', '.join(miss)}" if miss and p.concepts else ""
     message = f"answer found {where} — {ans.words} words; {covered}{missing}"
     if reasons:
