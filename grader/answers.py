@@ -116,36 +116,46 @@ def question_speller(questions: tuple[Question, ...]) -> Speller:
 
 
 # -- collecting documents -------------------------------------------------------------
-def collect_documents(root: Path, *, max_bytes: int = 2_000_000) -> list[Document]:
-    """README files first (any case), then other Markdown, then notebooks' markdown."""
-    if not root.is_dir():
+def collect_documents(
+    root: Path, *, only: list[tuple[Path, str]] | None = None, max_bytes: int = 2_000_000
+) -> list[Document]:
+    """README files first (any case), then other Markdown, then notebooks' markdown.
+
+    ``only``: the submission's own files as (path, name), when it is a part of a shared
+    folder (a flat LMS export) rather than the whole folder ``root``."""
+    if only is not None:
+        files = sorted(only, key=lambda pair: pair[1])
+    elif not root.is_dir():
         return []
-    docs: list[Document] = []
-    files = sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and not p.is_symlink()
-        and not any(part.startswith(".") or part in ("node_modules", "__pycache__")
-                    for part in p.relative_to(root).parts)
-    )
-    for path in files:
-        rel = str(path.relative_to(root))
-        suffix = path.suffix.lower()
-        try:
-            if path.stat().st_size > max_bytes:
-                continue
-            if suffix in (".md", ".markdown", ".txt") and (suffix != ".txt" or "readme" in path.name.lower()):
-                kind = "readme" if path.stem.lower() == "readme" else "markdown"
-                docs.append(Document(rel, kind, path.read_text(encoding="utf-8", errors="replace")))
-            elif suffix == ".ipynb":
-                data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-                cells = [c for c in data.get("cells", []) if c.get("cell_type") == "markdown"]
-                text = "\n\n".join("".join(c.get("source", "")) for c in cells)
-                if text.strip():
-                    docs.append(Document(f"{rel} (markdown cells)", "notebook", text))
-        except (OSError, ValueError, AttributeError, TypeError):
-            continue
+    else:
+        files = sorted(
+            (p, str(p.relative_to(root))) for p in root.rglob("*")
+            if p.is_file() and not p.is_symlink()
+            and not any(part.startswith(".") or part in ("node_modules", "__pycache__")
+                        for part in p.relative_to(root).parts)
+        )
+    docs = [doc for path, rel in files if (doc := _document(path, rel, max_bytes)) is not None]
     order = {"readme": 0, "markdown": 1, "notebook": 2}
     return sorted(docs, key=lambda d: (order[d.kind], d.name.count("/"), d.name))
+
+
+def _document(path: Path, rel: str, max_bytes: int) -> Document | None:
+    suffix = Path(rel).suffix.lower()
+    try:
+        if path.stat().st_size > max_bytes:
+            return None
+        if suffix in (".md", ".markdown", ".txt") and (suffix != ".txt" or "readme" in rel.lower()):
+            kind = "readme" if Path(rel).stem.lower() == "readme" else "markdown"
+            return Document(rel, kind, path.read_text(encoding="utf-8", errors="replace"))
+        if suffix == ".ipynb":
+            data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+            cells = [c for c in data.get("cells", []) if c.get("cell_type") == "markdown"]
+            text = "\n\n".join("".join(c.get("source", "")) for c in cells)
+            if text.strip():
+                return Document(f"{rel} (markdown cells)", "notebook", text)
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+    return None
 
 
 # -- splitting one document -----------------------------------------------------------

@@ -21,6 +21,7 @@ from grader.duplicates import find_duplicates
 from grader.guard import kill_all as kill_all_kernels
 from grader.overrides import apply_overrides, load_overrides
 from grader.overrides import resolve as resolve_overrides
+from grader.locate import Planned, plan_submissions
 from grader.pipeline import error_report, grade_submission
 from grader.warm import Prewarmer, WarmKernel
 from grader.formats import render_json
@@ -63,15 +64,19 @@ def internal_error_report(*, path: Path, grading: Grading, exc: BaseException) -
                         params=grading.params, path=path, reason=reason)
 
 
-def report_name(path: Path) -> str:
-    """A file-system-safe name for a submission's report."""
-    resolved = path.resolve()
-    stem = resolved.name if resolved.is_dir() else resolved.stem
+def report_name(path: Path | Planned) -> str:
+    """A file-system-safe name for a submission's report: the student from an LMS export
+    name when there is one, else the folder's or the notebook's name."""
+    if isinstance(path, Planned):
+        stem = path.name_hint
+    else:
+        resolved = path.resolve()
+        stem = resolved.name if resolved.is_dir() else resolved.stem
     safe = re.sub(r"[^\w.-]+", "_", stem, flags=re.UNICODE).strip("._")
     return safe or "submission"
 
 
-def unique_names(paths: Sequence[Path]) -> list[str]:
+def unique_names(paths: Sequence[Path | Planned]) -> list[str]:
     names, used = [], set()
     for p in paths:
         base = report_name(p)
@@ -112,25 +117,33 @@ def grade(
     overrides: Path | None = None,
     force: bool = False,
     prewarm: bool = True,
+    name_pattern: str | None = None,
     on_report: Callable[[str, Report], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> dict[str, Report]:
     """Grade many submissions; write ``<out>/<name>.json`` as each finishes and
     ``<out>/summary.csv`` at the end. One failing submission never stops the batch.
     TA overrides (the given file, else ``<out>/overrides.toml``) are applied to each.
     With ``prewarm`` and a core to spare (jobs < cores), each worker starts its next kernel
-    while it grades."""
-    names = unique_names(paths)
+    while it grades. Files of a flat folder (an LMS export) are grouped per student, with
+    ``name_pattern`` (else the spec's) or the Canvas and Moodle file names."""
+    planned, warnings = plan_submissions(
+        paths, name_pattern=name_pattern or grading.assignment.spec.name_pattern)
+    for warning in warnings:
+        if on_warning:
+            on_warning(warning)
+    names = unique_names(planned)
     reports: dict[str, Report] = {}
     in_force = resolve_overrides(given=overrides, out_dir=out_dir)
     entries = load_overrides(in_force, rubric=grading.rubric) if in_force else []
     interrupted = threading.Event()
     # A spare kernel only pays off on an idle core; with every core busy, making it would
     # only take CPU from the kernels that are running.
-    use_warm = prewarm and len(paths) > 1 and max(1, jobs) < (os.cpu_count() or 1)
+    use_warm = prewarm and len(planned) > 1 and max(1, jobs) < (os.cpu_count() or 1)
     local = threading.local()  # one pre-warmer (one spare kernel) per worker thread
     warmers: list[Prewarmer] = []
 
-    unstarted = [len(paths)]  # submissions no worker has taken yet
+    unstarted = [len(planned)]  # submissions no worker has taken yet
     count_lock = threading.Lock()
 
     def kernels() -> WarmKernel | None:
@@ -142,7 +155,8 @@ def grade(
             more = unstarted[0] > 0
         return local.warmer.take(start_next=more)
 
-    def one(name: str, path: Path) -> tuple[str, Report]:
+    def one(name: str, plan: Planned) -> tuple[str, Report]:
+        path = plan.path
         if out_dir is not None and not force:
             previous = up_to_date_report(out_dir / f"{name}.json", path=path, grading=grading)
             if previous is not None:
@@ -150,7 +164,7 @@ def grade(
         try:
             report = grade_submission(
                 path=path, assignment=grading.assignment, rubric=grading.rubric,
-                params=grading.params, kernels=kernels if use_warm else None,
+                params=grading.params, kernels=kernels if use_warm else None, planned=plan,
             )
         except Exception as exc:  # a grader bug must cost one report, not the batch
             report = internal_error_report(path=path, grading=grading, exc=exc)
@@ -164,7 +178,7 @@ def grade(
 
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
-        futures = [pool.submit(one, n, p) for n, p in zip(names, paths)]
+        futures = [pool.submit(one, n, p) for n, p in zip(names, planned)]
         for fut in as_completed(futures):
             name, report = fut.result()
             reports[name] = report
@@ -228,3 +242,21 @@ def read_reports(out_dir: Path, *, assignment: str) -> dict[str, Report]:
         if rep.assignment == assignment:
             found[path.stem] = rep
     return found
+
+
+def export_gradebook(
+    *, out_dir: Path, grading: Grading, fmt: str, column: str | None = None
+) -> tuple[str, list[str]]:
+    """The reports in ``out_dir`` as an LMS import file (``fmt``: canvas or moodle), and
+    warnings for rows the LMS cannot match (no student id in the file name)."""
+    from grader.lms import canvas_csv, moodle_csv
+
+    reports = read_reports(out_dir, assignment=grading.assignment.id)
+    points = grading.rubric.max_score
+    warnings = [f"{name}: no student id (the file name is not a Canvas or Moodle export name, "
+                "and no name_pattern gave one); the LMS will not match this row"
+                for name, rep in reports.items() if not rep.submission.student_id]
+    if fmt == "canvas":
+        title = column or grading.assignment.spec.title
+        return canvas_csv(reports, assignment=title, points=points), warnings
+    return moodle_csv(reports, points=points), warnings

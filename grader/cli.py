@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--overrides", type=Path, default=None,
                    help="TA overrides (TOML); stored as OUT/overrides.toml and applied to "
                         "every later grading into OUT")
+    g.add_argument("--name-pattern", default=None, metavar="REGEX",
+                   help="file names of a flat LMS export: a regex with (?P<student>...) and "
+                        "optionally (?P<student_id>...), (?P<original>...); Canvas and Moodle "
+                        "names are read without it (default: the spec's name_pattern)")
 
     c = sub.add_parser("check", help="the student view: which checks pass, with hints")
     c.add_argument("notebook", type=Path, help="your notebook, or your repository folder")
@@ -69,6 +73,17 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("report", type=Path, help="a report written by `grader grade`")
     r.add_argument("-f", "--format", choices=FORMAT_NAMES, default="text")
     r.add_argument("--max-score", type=float, default=None)
+
+    gb = sub.add_parser("gradebook", help="write OUT's grades as a Canvas or Moodle import file")
+    gb.add_argument("out", type=Path, metavar="OUT", help="a folder `grader grade` wrote into")
+    gb.add_argument("-a", "--assignment", required=True, help="assignment id or folder")
+    gb.add_argument("-f", "--format", choices=["canvas", "moodle"], required=True,
+                    help="canvas: gradebook import CSV; moodle: offline grading worksheet")
+    gb.add_argument("-o", "--output", type=Path, default=None,
+                    help="the CSV to write (default: OUT/canvas.csv or OUT/moodle.csv)")
+    gb.add_argument("--column", default=None,
+                    help="Canvas: the assignment's column, \"Name (id)\" as in Canvas' export, "
+                         "so the grades land in that assignment (default: the assignment's title)")
 
     b = sub.add_parser("gradescope-bundle", help="build a Gradescope autograder.zip")
     b.add_argument("assignment", help="assignment id or folder")
@@ -105,6 +120,17 @@ def _cmd_grade(args, console: Console) -> int:
     from grader.render import batch_table
 
     grading = load_grading(assignment=args.assignment)
+    if args.name_pattern:
+        from grader.lms import check_pattern
+
+        why = check_pattern(args.name_pattern)
+        if why:
+            Console(stderr=True).print(f"[bold red]usage error:[/] --name-pattern: {escape(why)}")
+            return EXIT_USAGE
+    if args.format == "json" and args.max_score is not None:
+        Console(stderr=True).print("[bold red]usage error:[/] the JSON report keeps the rubric's "
+                                   "points; use --max-score with another --format")
+        return EXIT_USAGE
     missing = [p for p in args.paths if not p.exists()]
     for p in missing:
         Console(stderr=True).print(f"[yellow]warning:[/] {p}: no such file or folder (reported as an error)")
@@ -115,8 +141,12 @@ def _cmd_grade(args, console: Console) -> int:
         TextColumn("{task.description}"),
         console=err, transient=False, disable=not err.is_terminal and len(args.paths) < 2,
     )
+    from grader.locate import plan_submissions
+
+    planned, _ = plan_submissions(args.paths, name_pattern=args.name_pattern
+                                  or grading.assignment.spec.name_pattern)
     with progress:
-        task = progress.add_task("", total=len(args.paths), rate="")
+        task = progress.add_task("", total=len(planned), rate="")
 
         def done(name, report):
             progress.update(task, advance=1, description=f"{name}: {report.score:g}/{report.max_score:g}")
@@ -126,7 +156,8 @@ def _cmd_grade(args, console: Console) -> int:
 
         reports = grade(paths=args.paths, grading=grading, out_dir=args.out,
                         jobs=args.jobs, overrides=args.overrides, force=args.force,
-                        on_report=done)
+                        name_pattern=args.name_pattern, on_report=done,
+                        on_warning=lambda text: err.print(f"[yellow]warning:[/] {escape(text)}"))
     if args.format:
         _write_formats(reports, args, console)
     else:
@@ -243,8 +274,28 @@ def _cmd_checks(args, console: Console) -> int:
     return EXIT_OK
 
 
+def _cmd_gradebook(args, console: Console) -> int:
+    from grader.api import export_gradebook, load_grading, write_atomic
+
+    grading = load_grading(assignment=args.assignment)
+    err = Console(stderr=True, highlight=False)
+    if not args.out.is_dir():
+        err.print(f"[bold red]usage error:[/] {escape(str(args.out))}: no such folder; give the "
+                  "folder `grader grade -o` wrote into")
+        return EXIT_USAGE
+    text, warnings = export_gradebook(out_dir=args.out, grading=grading, fmt=args.format,
+                                      column=args.column)
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
+    target = args.output or args.out / f"{args.format}.csv"
+    write_atomic(target, text)
+    err.print(f"wrote {target} ({text.count(chr(10)) - 1 - (args.format == 'canvas')} students)")
+    return EXIT_OK
+
+
 _COMMANDS = {
     "grade": _cmd_grade,
+    "gradebook": _cmd_gradebook,
     "check": _cmd_check,
     "validate": _cmd_validate,
     "report": _cmd_report,

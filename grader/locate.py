@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+
+from grader.lms import Owner, owner_of
 
 
 _ARCHIVES = (".zip", ".tar", ".gz", ".tgz", ".7z", ".rar")
@@ -19,10 +22,107 @@ class SubmissionError(Exception):
 
 
 @dataclass(frozen=True)
+class Planned:
+    """One submission of a batch: a folder (a student repository, graded whole), a lone
+    notebook (its folder is the submission), or some files of a shared flat folder."""
+
+    path: Path  # what was given; for a flat folder's group, its notebook
+    files: tuple[tuple[Path, str], ...] = ()  # (file, name in the workspace); () = path's folder
+    owner: Owner | None = None  # the student, read from an LMS export name
+
+    @property
+    def name_hint(self) -> str:
+        if self.owner is not None:
+            return "_".join(p for p in (self.owner.student, self.owner.student_id) if p)
+        return self.path.name if self.path.is_dir() else self.path.stem
+
+
+@dataclass(frozen=True)
 class Located:
     root: Path  # the submission folder (or the notebook's folder for a bare file)
     notebook: Path
     note: str | None = None  # how an ambiguity was resolved, shown in the report
+    files: tuple[tuple[Path, str], ...] = ()  # a flat folder's own files; () = all of root
+    answers_note: str | None = None  # where written answers were looked for, if not root
+    owner: Owner | None = None
+
+
+def _notebooks_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() == ".ipynb" and p.is_file() and not p.name.startswith("."))
+
+
+def plan_submissions(
+    paths: Sequence[Path], *, name_pattern: str | None = None
+) -> tuple[list[Planned], list[str]]:
+    """What each path on the command line is, and warnings for the terminal.
+
+    A folder is one submission. A notebook alone in its folder keeps its folder (a
+    student's repository given by its notebook). A file in a folder holding several
+    notebooks is a flat export: it is its student's own, grouped with the files of the
+    same student (LMS names, or ``name_pattern``); a file of nobody (the instructor's
+    README lying beside them) belongs to no submission.
+    """
+    planned: list[Planned] = []
+    warnings: list[str] = []
+    seen: set[tuple] = set()
+    for path in paths:
+        if not path.is_file():
+            planned.append(Planned(path, (), owner_of(path.name, pattern=name_pattern)))
+            continue
+        folder = path.parent
+        owner = owner_of(path.name, pattern=name_pattern)
+        siblings = _notebooks_in(folder)
+        if owner is None and len(siblings) <= 1:
+            planned.append(Planned(path))
+            continue
+        if owner is None and path.suffix.lower() != ".ipynb":
+            warnings.append(f"{path}: not a notebook and no student's file (it lies beside "
+                            "several submissions); not graded, and no one's answers")
+            continue
+        key = ("owner", folder, owner.key) if owner else ("file", path)
+        if key in seen:
+            continue
+        seen.add(key)
+        if owner is None:
+            files = ((path, path.name),)
+        else:
+            files = tuple(
+                (p, (other.original or p.name))
+                for p in sorted(folder.iterdir())
+                if p.is_file() and (other := owner_of(p.name, pattern=name_pattern)) is not None
+                and other.key == owner.key
+            )
+        notebook = next((p for p, name in files if name.lower().endswith(".ipynb")), path)
+        planned.append(Planned(notebook, files, owner))
+    return planned, warnings
+
+
+def locate(planned: Planned, *, patterns: list[str]) -> Located:
+    """The notebook to grade: from a flat folder's files, or searched in a folder."""
+    if not planned.files:
+        found = locate_notebook(planned.path, patterns=patterns)
+        return Located(found.root, found.notebook, found.note, owner=planned.owner)
+    folder = planned.path.parent
+    notebooks = [(p, name) for p, name in planned.files if name.lower().endswith(".ipynb")]
+    others = [name for p, name in planned.files if not name.lower().endswith(".ipynb")]
+    where = ", ".join(name for _, name in planned.files)
+    answers_note = (
+        f"written answers were looked for in this submission's own files ({where}) only: "
+        f"{folder} holds several submissions, so a README there belongs to none of them"
+        + ("" if others else "; put the answers in the notebook's markdown cells"))
+    if not notebooks:
+        raise SubmissionError(f"{where}: no notebook among this student's files in {folder}")
+    chosen, note = notebooks[0], None
+    if len(notebooks) > 1:
+        with_code = [nb for nb in notebooks if _has_code(nb[0])]
+        if len(with_code) != 1:
+            names = ", ".join(name for _, name in notebooks)
+            raise SubmissionError(f"{folder}: several notebooks could be this student's ({names}); "
+                                  "keep one")
+        chosen = with_code[0]
+        note = f"graded {chosen[1]}: the only one of this student's notebooks with code"
+    return Located(folder, chosen[0], note, planned.files, answers_note, planned.owner)
 
 
 def _has_code(path: Path, max_bytes: int = 50 * 1024 * 1024) -> bool:

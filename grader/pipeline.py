@@ -29,7 +29,7 @@ from grader.evidence import (CellFailure, Evidence, select_model_run, select_tra
 from grader.execute import ExecutionResult, execute_notebook
 from grader.facts import FactsError, load_facts
 from grader.kernels import prestart as prestart_kernels
-from grader.locate import Located, SubmissionError, locate_notebook, read_notebook, sha256_of
+from grader.locate import Located, Planned, SubmissionError, locate, read_notebook, sha256_of
 from grader.report import CellError, CheckResult, ExecutionSummary, Report, Submission, Versions
 from grader.rubric import Rubric
 from grader.spec import Assignment
@@ -74,8 +74,15 @@ def prepare_workspace(*, located: Located, assignment: Assignment, workspace: Pa
     work = workspace / "work"
     work.mkdir(exist_ok=True)  # a warm kernel's workspace has it already
     budget = _MAX_COPY_BYTES
-    root = located.root
-    for src in sorted(root.rglob("*")):
+    if located.files:  # a flat folder's submission: its own files, under their own names
+        for src, name in located.files:
+            if not src.is_symlink() and src.is_file() and src.stat().st_size <= budget:
+                budget -= src.stat().st_size
+                shutil.copyfile(src, work / name)
+        root = None
+    else:
+        root = located.root
+    for src in sorted(root.rglob("*")) if root is not None else ():
         rel = src.relative_to(root)
         if any(part in _SKIP_DIRS for part in rel.parts) or src.is_symlink() or not src.is_file():
             continue
@@ -133,8 +140,11 @@ def gather_evidence(
                    tally=tally, tally_error=tally_error)
 
 
-def gather_answers(*, root: Path, assignment: Assignment) -> tuple[dict, dict]:
-    """The written answers in the submission folder (host-side, no kernel)."""
+def gather_answers(
+    *, root: Path, assignment: Assignment, files: tuple[tuple[Path, str], ...] = ()
+) -> tuple[dict, dict]:
+    """The written answers in the submission folder, or in ``files`` when the submission
+    is a part of a shared folder (host-side, no kernel)."""
     qs = assignment.spec.answers.questions
     if not qs:
         return {}, {}
@@ -143,7 +153,8 @@ def gather_answers(*, root: Path, assignment: Assignment) -> tuple[dict, dict]:
     if assignment.spec.answers.template:
         path = assignment.path(assignment.spec.answers.template)
         template = path.read_text(encoding="utf-8") if path.is_file() else None
-    found = find_answers(collect_documents(root), questions, template=template)
+    docs = collect_documents(root, only=list(files) if files else None)
+    found = find_answers(docs, questions, template=template)
     return {q.id: q.text for q in qs}, found
 
 
@@ -191,7 +202,8 @@ def summarise_execution(
             for c in result.cells
             if c.status in ("error", "timeout")
         ],
-        warnings=([located.note] if located.note else [])
+        warnings=[w for w in (located.note, located.answers_note) if w]
+        + list(result.warnings)
         + (list(evidence.facts.notes) if evidence.facts else []),
         output_truncated_cells=[c.index + 1 for c in result.cells if c.output_truncated],
         evidence_error=evidence.facts_error,
@@ -209,7 +221,8 @@ def error_report(
     root = located.root if located else (path if path.is_dir() else None)
     if root is not None:
         try:
-            questions, answers = gather_answers(root=root, assignment=assignment)
+            questions, answers = gather_answers(root=root, assignment=assignment,
+                                                files=located.files if located else ())
             evidence = replace(evidence, questions=questions, answers=answers)
         except Exception:  # the reason already given stands; answers just stay ungraded
             pass
@@ -237,7 +250,10 @@ def _submission(path: Path, located: Located | None) -> Submission:
     except ValueError:
         rel = located.notebook.name
     digest = sha256_of(located.notebook) if located.notebook.is_file() else None
-    return Submission(path=str(path), notebook=rel, sha256=digest)
+    owner = located.owner
+    return Submission(path=str(path), notebook=rel, sha256=digest,
+                      student=owner.student if owner else None,
+                      student_id=owner.student_id if owner else None)
 
 
 def _now() -> str:
@@ -248,15 +264,18 @@ def grade_submission(
     *, path: Path, assignment: Assignment, rubric: Rubric, params: dict[str, BaseModel],
     notebook_patterns: list[str] | None = None,
     kernels: Callable[[], WarmKernel | None] | None = None,
+    planned: Planned | None = None,
 ) -> Report:
-    """Grade one submission (a notebook file or a folder). Never raises for bad input.
+    """Grade one submission (a notebook file or a folder; ``planned`` when it is a part
+    of a flat folder, see ``plan_submissions``). Never raises for bad input.
     ``kernels`` hands out pre-warmed kernels; it is asked only once the notebook is read."""
     t0 = time.monotonic()
     timings: dict[str, float] = {}
     prestart_kernels(assignment.spec.execution)
     located: Located | None = None
     try:
-        located = locate_notebook(path, patterns=notebook_patterns or assignment.spec.notebook_patterns)
+        located = locate(planned or Planned(path),
+                         patterns=notebook_patterns or assignment.spec.notebook_patterns)
         nb = read_notebook(located.notebook, max_mb=assignment.spec.execution.max_notebook_mb)
     except SubmissionError as exc:
         return error_report(assignment=assignment, rubric=rubric, params=params, path=path,
@@ -280,7 +299,8 @@ def grade_submission(
         cells_total = sum(1 for c in nb.cells if c.cell_type == "code" and c.source.strip())
         evidence = gather_evidence(result=result, facts_dir=facts_dir, nonce=nonce,
                                    cells_total=cells_total)
-    questions, answers = gather_answers(root=located.root, assignment=assignment)
+    questions, answers = gather_answers(root=located.root, assignment=assignment,
+                                        files=located.files)
     evidence = replace(evidence, questions=questions, answers=answers)
     checks = run_checks(evidence=evidence, rubric=rubric, params=params)
     timings["checks"] = time.monotonic() - t1

@@ -23,13 +23,14 @@ _STYLE = {"pass": "green", "fail": "red", "error": "yellow", "skipped": "dim"}
 def gradebook_csv(
     reports: Mapping[str, Report], *, rubric: Rubric, duplicates: Sequence[DuplicatePair] = ()
 ) -> str:
-    """One row per submission, one column per rubric item, then total, status, the items
-    a TA should read (needs_review), overridden items and possible duplicates."""
+    """One row per submission (with the student and their LMS id when the file names
+    told), one column per rubric item, then total, status, the items a TA should read
+    (needs_review), overridden items and possible duplicates."""
     buf = io.StringIO()
     ids = [item.id for item in rubric.items]
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["submission", "notebook", "status", *ids, "score", "max_score",
-                     "needs_review", "overridden", "possible_duplicate", "error"])
+    writer.writerow(["submission", "student", "student_id", "notebook", "status", *ids, "score",
+                     "max_score", "needs_review", "overridden", "possible_duplicate", "error"])
     twins: dict[str, set[str]] = {}
     for pair in duplicates:
         twins.setdefault(pair.a, set()).add(pair.b)
@@ -39,7 +40,8 @@ def gradebook_csv(
         review = [c.id for c in rep.checks if c.evidence.get("needs_review")]
         overridden = [c.id for c in rep.checks if c.override is not None]
         writer.writerow([
-            name, rep.submission.notebook or "", rep.status,
+            name, rep.submission.student or "", rep.submission.student_id or "",
+            rep.submission.notebook or "", rep.status,
             *[by_id.get(i, "") for i in ids], rep.score, rep.max_score,
             " ".join(review), " ".join(overridden), " ".join(sorted(twins.get(name, ()))),
             rep.error or "",

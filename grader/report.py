@@ -64,6 +64,11 @@ class Submission(_Model):
     path: str = Field(description="What was passed to the grader.")
     notebook: str | None = Field(None, description="The notebook graded, relative to `path`.")
     sha256: str | None = Field(None, description="sha256 of the notebook file graded.")
+    student: str | None = Field(
+        None, description="The student, read from an LMS export's file name (Canvas, Moodle) "
+        "or the spec's name_pattern.")
+    student_id: str | None = Field(
+        None, description="The LMS's id for the student (Canvas user id, Moodle participant id).")
 
 
 class Versions(_Model):

@@ -12,7 +12,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 SPEC_SCHEMA_VERSION = 1
 
@@ -108,6 +108,24 @@ class AssignmentSpec(_Strict):
     rubric: str | None = Field(
         None, description="Rubric path relative to this folder; default ../../rubrics/<id>.toml."
     )
+    name_pattern: str | None = Field(
+        None,
+        description="Regular expression for the file names of a flat export from your LMS, "
+        "with named groups (?P<student>...) and optionally (?P<student_id>...) and "
+        "(?P<original>...) (the name the student gave the file); Canvas and Moodle export "
+        "names are understood without it. `--name-pattern` overrides it.",
+    )
+
+    @field_validator("name_pattern")
+    @classmethod
+    def _usable_pattern(cls, value: str | None) -> str | None:
+        from grader.lms import check_pattern
+
+        why = check_pattern(value) if value else None
+        if why:
+            raise ValueError(f"name_pattern {value!r}: {why}")
+        return value
+
     execution: Execution = Field(default_factory=Execution)
     answers: Answers = Field(default_factory=Answers, description="Written questions to find.")
     validation: Validation = Field(default_factory=Validation)
