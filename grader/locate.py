@@ -34,7 +34,8 @@ class Planned:
     def name_hint(self) -> str:
         if self.owner is not None:
             return "_".join(p for p in (self.owner.student, self.owner.student_id) if p)
-        return self.path.name if self.path.is_dir() else self.path.stem
+        resolved = self.path.resolve()  # "." is the folder it names
+        return resolved.name if resolved.is_dir() else resolved.stem
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def plan_submissions(
     seen: set[tuple] = set()
     for path in paths:
         if not path.is_file():
-            planned.append(Planned(path, (), owner_of(path.name, pattern=name_pattern)))
+            planned.append(Planned(path, (), owner_of(path.resolve().name, pattern=name_pattern)))
             continue
         folder = path.parent
         owner = owner_of(path.name, pattern=name_pattern)
