@@ -5,23 +5,29 @@ from __future__ import annotations
 import json
 import os
 import re
+from contextlib import contextmanager
 import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel
 
+try:
+    import fcntl
+except ImportError:  # Windows: no lock; one grader per output folder is then up to you
+    fcntl = None
+
 from grader import __version__
 from grader.duplicates import find_duplicates
 from grader.guard import kill_all as kill_all_kernels
 from grader.overrides import apply_overrides, load_overrides
 from grader.overrides import resolve as resolve_overrides
-from grader.locate import Planned, plan_submissions
+from grader.locate import Planned, plan_submissions, sha256_of
 from grader.pipeline import error_report, grade_submission
 from grader.warm import Prewarmer, WarmKernel
 from grader.formats import render_json
@@ -72,19 +78,32 @@ def report_name(path: Path | Planned) -> str:
     else:
         resolved = path.resolve()
         stem = resolved.name if resolved.is_dir() else resolved.stem
-    safe = re.sub(r"[^\w.-]+", "_", stem, flags=re.UNICODE).strip("._")
-    return safe or "submission"
+    return _safe(stem)
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", text, flags=re.UNICODE).strip("._") or "submission"
 
 
 def unique_names(paths: Sequence[Path | Planned]) -> list[str]:
-    names, used = [], set()
-    for p in paths:
-        base = report_name(p)
-        name, n = base, 2
-        while name in used:
-            name, n = f"{base}-{n}", n + 1
-        used.add(name)
-        names.append(name)
+    """Report names that do not depend on the order of the arguments: submissions whose
+    names clash (``alice/XOR.ipynb``, ``bob/XOR.ipynb``) are told apart by their folders
+    (``alice_XOR``, ``bob_XOR``), and only the same path given twice gets a number."""
+    where = [(p.path if isinstance(p, Planned) else p).resolve() for p in paths]
+    names = [report_name(p) for p in paths]
+    for depth in range(1, 4):
+        clashes = {n for n in names
+                   if len({w for m, w in zip(names, where) if m == n}) > 1}
+        if not clashes:
+            break
+        names = [_safe("_".join([*w.parts[-1 - depth:-1], report_name(p)])) if n in clashes else n
+                 for n, w, p in zip(names, where, paths)]
+    order = sorted(range(len(names)), key=lambda i: (names[i], str(where[i])))
+    seen: dict[str, int] = {}
+    for i in order:
+        seen[names[i]] = seen.get(names[i], 0) + 1
+        if seen[names[i]] > 1:
+            names[i] = f"{names[i]}-{seen[names[i]]}"
     return names
 
 
@@ -95,11 +114,58 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())  # the bytes are on disk before the name points at them
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; reports are for sharing
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)  # and the rename itself survives a power loss
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # a platform that cannot open folders (Windows): nothing to do
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class OutBusy(Exception):
+    """Another grader process is writing into the same output folder."""
+
+
+@contextmanager
+def out_lock(out_dir: Path | None) -> Iterator[None]:
+    """Hold ``OUT/.grader.lock`` while grading into OUT: two runs into one folder would
+    race on summary.csv and overrides. The holder's pid is in the file, for the message."""
+    if out_dir is None or fcntl is None:  # no output, or a platform without flock
+        yield
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / ".grader.lock"
+    with path.open("a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            raise OutBusy(f"{out_dir}: another `grader grade` (pid {holder}) is writing into "
+                          "this folder; wait for it to finish, or grade into another --out") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _umask() -> int:
@@ -133,6 +199,16 @@ def grade(
         if on_warning:
             on_warning(warning)
     names = unique_names(planned)
+    with out_lock(out_dir):
+        return _grade_batch(planned=planned, names=names, grading=grading, out_dir=out_dir,
+                            jobs=jobs, overrides=overrides, force=force, prewarm=prewarm,
+                            on_report=on_report, on_warning=on_warning)
+
+
+def _grade_batch(*, planned: list[Planned], names: list[str], grading: Grading,
+                 out_dir: Path | None, jobs: int, overrides: Path | None, force: bool,
+                 prewarm: bool, on_report: Callable[[str, Report], None] | None,
+                 on_warning: Callable[[str], None] | None) -> dict[str, Report]:
     reports: dict[str, Report] = {}
     in_force = resolve_overrides(given=overrides, out_dir=out_dir)
     entries = load_overrides(in_force, rubric=grading.rubric) if in_force else []
@@ -171,9 +247,13 @@ def grade(
         report = apply_overrides(report, name, entries)
         if out_dir is not None and not interrupted.is_set():
             started = time.monotonic()
-            render_json(report)  # timed once so the report can say what writing it costs
-            report.timings["report"] = round(time.monotonic() - started, 3)
-            write_atomic(out_dir / f"{name}.json", render_json(report))
+            report.timings["report"] = 0.0  # rendered once: the time is patched into the text
+            text = render_json(report)
+            seconds = round(time.monotonic() - started, 3)
+            report.timings["report"] = seconds
+            at = text.rindex('"timings": {')  # patch the timings object only
+            text = text[:at] + text[at:].replace('"report": 0.0', f'"report": {seconds}', 1)
+            write_atomic(out_dir / f"{name}.json", text)
         return name, report
 
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
@@ -196,7 +276,12 @@ def grade(
             warmer.close()
     ordered = {n: reports[n] for n in names}
     if out_dir is not None:
-        book = read_reports(out_dir, assignment=grading.assignment.id)
+        unread: list[str] = []
+        book = read_reports(out_dir, assignment=grading.assignment.id, unread=unread)
+        for name in unread:
+            if on_warning:
+                on_warning(f"{out_dir / name}: not a report this grader can read (an older "
+                           "schema, or damaged); left out of summary.csv — grade it again")
         pairs = find_duplicates(book)
         write_atomic(out_dir / "summary.csv",
                      gradebook_csv(book, rubric=grading.rubric, duplicates=pairs))
@@ -212,8 +297,10 @@ def _newest_mtime(path: Path) -> float:
 
 
 def up_to_date_report(report_path: Path, *, path: Path, grading: Grading) -> Report | None:
-    """The saved report, if it is newer than the submission, the spec and the rubric and
-    was made by this grader version; otherwise None (grade again)."""
+    """The saved report, if it is this submission's (same path, same notebook content),
+    newer than the submission, the spec and the rubric, made by this grader version, and
+    not an error (a crash, a kernel that died or did not start is graded again);
+    otherwise None (grade again)."""
     if not report_path.is_file() or not path.exists():
         return None
     made = report_path.stat().st_mtime
@@ -227,17 +314,30 @@ def up_to_date_report(report_path: Path, *, path: Path, grading: Grading) -> Rep
         return None
     if report.assignment != grading.assignment.id or report.versions.grader != __version__:
         return None
+    if report.status == "error" or report.execution.status in ("kernel_died", "not_started"):
+        return None
+    if Path(report.submission.path).resolve() != path.resolve():
+        return None  # another submission's report under the same name
+    notebook = path / (report.submission.notebook or "") if path.is_dir() else path
+    if not notebook.is_file() or sha256_of(notebook) != report.submission.sha256:
+        return None
     return report
 
 
-def read_reports(out_dir: Path, *, assignment: str) -> dict[str, Report]:
+def read_reports(out_dir: Path, *, assignment: str,
+                 unread: list[str] | None = None) -> dict[str, Report]:
     """Every valid report of ``assignment`` in ``out_dir``: the gradebook covers earlier
-    runs into the same folder too, so grading a few submissions again loses no rows."""
+    runs into the same folder too, so grading a few submissions again loses no rows.
+    The names of report files that cannot be read are added to ``unread``."""
     found: dict[str, Report] = {}
     for path in sorted(out_dir.glob("*.json")):
+        if path.name == "duplicates.json":
+            continue
         try:
             rep = Report.model_validate_json(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
+            if unread is not None:
+                unread.append(path.name)
             continue
         if rep.assignment == assignment:
             found[path.stem] = rep

@@ -5,7 +5,9 @@ Exit codes (all commands):
      validate: the rubric is proven)
   1  the work ran but the answer is "no" (grade: some submission could not be graded;
      check: some item does not pass; validate: some case is wrong)
-  2  bad usage or configuration (unknown assignment, invalid spec or rubric, missing path)
+  2  bad usage or configuration (unknown assignment, invalid spec or rubric, a path on
+     the command line that does not exist: nothing is graded then, another `grader grade`
+     writing into the same output folder)
 """
 
 from __future__ import annotations
@@ -100,12 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console(stderr=False, highlight=False)
     err = Console(stderr=True, highlight=False)
+    from grader.api import OutBusy
     from grader.spec import ConfigError
 
     try:
         return _COMMANDS[args.command](args, console)
     except ConfigError as exc:
         err.print(f"[bold red]configuration error:[/] {escape(str(exc))}", soft_wrap=True)
+        return EXIT_USAGE
+    except OutBusy as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         return EXIT_USAGE
     except KeyboardInterrupt:
         err.print("interrupted: reports already written are complete; re-run to finish")
@@ -132,8 +138,11 @@ def _cmd_grade(args, console: Console) -> int:
                                    "points; use --max-score with another --format")
         return EXIT_USAGE
     missing = [p for p in args.paths if not p.exists()]
-    for p in missing:
-        Console(stderr=True).print(f"[yellow]warning:[/] {p}: no such file or folder (reported as an error)")
+    if missing:  # a typo on the command line: say so before grading anything
+        for p in missing:
+            Console(stderr=True).print(f"[bold red]usage error:[/] {escape(str(p))}: no such file "
+                                       "or folder; nothing was graded")
+        return EXIT_USAGE
     err = Console(stderr=True, highlight=False)
     progress = Progress(  # on stderr: stdout stays clean for --format output
         TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(),

@@ -30,10 +30,17 @@ def test_grade_writes_error_reports_for_bad_inputs(tmp_path):
     bad = tmp_path / "empty.ipynb"
     bad.write_text("")
     out = tmp_path / "out"
-    assert main(["grade", str(bad), str(tmp_path / "missing"), "-a", "01-very-basics", "-o", str(out)]) == 1
+    assert main(["grade", str(bad), "-a", "01-very-basics", "-o", str(out)]) == 1
     assert json.loads((out / "empty.json").read_text())["status"] == "error"
-    assert json.loads((out / "missing.json").read_text())["status"] == "error"
-    assert (out / "summary.csv").read_text().count("\n") == 3
+    assert (out / "summary.csv").read_text().count("\n") == 2
+
+
+def test_a_missing_path_is_a_usage_error(tmp_path, capsys):
+    out = tmp_path / "out"
+    missing = tmp_path / "missing"
+    assert main(["grade", str(missing), "-a", "01-very-basics", "-o", str(out)]) == 2
+    assert f"{missing}: no such file or folder" in " ".join(capsys.readouterr().err.split())
+    assert not out.exists()
 
 
 def test_checks_lists_builtins(capsys):
