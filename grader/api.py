@@ -278,6 +278,10 @@ def _grade_batch(*, planned: list[Planned], names: list[str], grading: Grading,
     if out_dir is not None:
         unread: list[str] = []
         book = read_reports(out_dir, assignment=grading.assignment.id, unread=unread)
+        for entry in entries:
+            if entry.submission not in book and on_warning:
+                on_warning(f"{in_force}: override of '{entry.submission}' ({entry.item}) matches "
+                           f"no report in {out_dir}; check the submission's name in summary.csv")
         for name in unread:
             if on_warning:
                 on_warning(f"{out_dir / name}: not a report this grader can read (an older "

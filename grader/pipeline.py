@@ -68,17 +68,25 @@ def versions() -> Versions:
     return Versions(grader=__version__, torch=torch_version(), python=platform.python_version())
 
 
-def prepare_workspace(*, located: Located, assignment: Assignment, workspace: Path) -> Path:
+def prepare_workspace(
+    *, located: Located, assignment: Assignment, workspace: Path, skipped: list[str] | None = None
+) -> Path:
     """Copy the submission's files (never symlinks) and the assignment's data into a
-    fresh working directory; the student's own files are never touched in place."""
+    fresh working directory; the student's own files are never touched in place. Files
+    left out because the copy budget ran out are named in ``skipped``."""
     work = workspace / "work"
     work.mkdir(exist_ok=True)  # a warm kernel's workspace has it already
     budget = _MAX_COPY_BYTES
     if located.files:  # a flat folder's submission: its own files, under their own names
         for src, name in located.files:
-            if not src.is_symlink() and src.is_file() and src.stat().st_size <= budget:
-                budget -= src.stat().st_size
-                shutil.copyfile(src, work / name)
+            if src.is_symlink() or not src.is_file():
+                continue
+            if src.stat().st_size > budget:
+                if skipped is not None:
+                    skipped.append(name)
+                continue
+            budget -= src.stat().st_size
+            shutil.copyfile(src, work / name)
         root = None
     else:
         root = located.root
@@ -88,15 +96,19 @@ def prepare_workspace(*, located: Located, assignment: Assignment, workspace: Pa
             continue
         size = src.stat().st_size
         if size > budget:
+            if skipped is not None:
+                skipped.append(str(rel))
             continue
         budget -= size
         dest = work / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dest)
-    for name in assignment.spec.data:
+    for name in assignment.spec.data:  # under the same relative path as in the spec
         src = assignment.path(name)
         if src.is_file():
-            shutil.copyfile(src, work / Path(name).name)
+            dest = work / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
     return work
 
 
@@ -189,7 +201,7 @@ def score_item(*, item, outcome: Outcome, step: float = 0.01) -> CheckResult:
 
 
 def summarise_execution(
-    *, result: ExecutionResult, evidence: Evidence, located: Located
+    *, result: ExecutionResult, evidence: Evidence, located: Located, skipped: list[str] = ()
 ) -> ExecutionSummary:
     return ExecutionSummary(
         status=result.status,
@@ -203,6 +215,8 @@ def summarise_execution(
             if c.status in ("error", "timeout")
         ],
         warnings=[w for w in (located.note, located.answers_note) if w]
+        + ([f"not copied into the workspace (over the {_MAX_COPY_BYTES // 2**20} MB copy "
+            f"budget): {', '.join(skipped[:10])}"] if skipped else [])
         + list(result.warnings)
         + (list(evidence.facts.notes) if evidence.facts else []),
         output_truncated_cells=[c.index + 1 for c in result.cells if c.output_truncated],
@@ -287,7 +301,9 @@ def grade_submission(
     warm = kernels() if kernels is not None else None
     with (warm.tmpdir if warm else tempfile.TemporaryDirectory(prefix="grader-")) as tmp:
         workspace = Path(tmp)
-        work = prepare_workspace(located=located, assignment=assignment, workspace=workspace)
+        skipped: list[str] = []
+        work = prepare_workspace(located=located, assignment=assignment, workspace=workspace,
+                                 skipped=skipped)
         nonce = secrets.token_hex(16)
         facts_dir = workspace / f"facts-{nonce}"
         result = execute_notebook(
@@ -312,7 +328,8 @@ def grade_submission(
         score=round(sum(c.score for c in checks), 2),
         max_score=rubric.max_score,
         checks=checks,
-        execution=summarise_execution(result=result, evidence=evidence, located=located),
+        execution=summarise_execution(result=result, evidence=evidence, located=located,
+                                      skipped=skipped),
         versions=versions(),
         timings={k: round(v, 3) for k, v in timings.items()},
         graded_at=_now(),

@@ -113,3 +113,29 @@ def test_ctrl_c_leaves_no_half_report_and_no_kernel(tmp_path):
     assert not list(out.glob(".*.tmp"))  # (a folder never made has none either)
     time.sleep(0.5)
     assert not sleeping("9313")
+
+
+def test_an_override_of_nobody_is_warned_about(tmp_path, grading):
+    overrides = tmp_path / "o.toml"
+    overrides.write_text('[[override]]\nsubmission = "nobody"\nitem = "readme_q1"\npoints = 1\n'
+                         'by = "TA"\ncomment = "typo in the name"\n')
+    warned: list[str] = []
+    grade(paths=[broken(tmp_path, "a")], grading=grading, out_dir=tmp_path / "out",
+          overrides=overrides, on_warning=warned.append)
+    assert len(warned) == 1 and "override of 'nobody' (readme_q1) matches no report" in warned[0]
+
+
+def test_files_over_the_copy_budget_are_named(tmp_path, grading, monkeypatch):
+    from grader import pipeline
+    from grader.locate import Located
+
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "XOR.ipynb").write_text("{}")
+    (sub / "weights.bin").write_bytes(b"x" * 5000)
+    monkeypatch.setattr(pipeline, "_MAX_COPY_BYTES", 1000)
+    skipped: list[str] = []
+    work = pipeline.prepare_workspace(located=Located(sub, sub / "XOR.ipynb"),
+                                      assignment=grading.assignment, workspace=tmp_path,
+                                      skipped=skipped)
+    assert skipped == ["weights.bin"] and sorted(p.name for p in work.iterdir()) == ["XOR.ipynb"]
