@@ -22,9 +22,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from grader import __version__
+from grader.formats import FORMATS
 
 EXIT_OK, EXIT_NO, EXIT_USAGE = 0, 1, 2
-FORMAT_NAMES = ["json", "text", "markdown", "csv", "classroom", "gradescope", "prairielearn", "junit"]
+FORMAT_NAMES = list(FORMATS)  # one list: the renderers registered in grader.formats
 
 
 def _parser() -> argparse.ArgumentParser:

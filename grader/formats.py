@@ -18,7 +18,8 @@ from grader.report import CheckResult, Report
 _MARK = {"pass": "✅", "fail": "❌", "error": "⚠️", "skipped": "➖"}
 
 
-def _fmt(points: float) -> str:
+def points_text(points: float) -> str:
+    """Points as people write them: 40, 29.5 (no trailing zeros)."""
     return f"{points:g}"
 
 
@@ -45,7 +46,7 @@ def scaled_scores(report: Report, max_score: float | None) -> tuple[list[float],
 def _detail(c: CheckResult) -> str:
     text = c.message
     if c.override is not None:
-        text += f" [set to {_fmt(c.override.points)} by {c.override.by}: {c.override.comment}]"
+        text += f" [set to {points_text(c.override.points)} by {c.override.by}: {c.override.comment}]"
     if c.hint:
         text += f"\nHint: {c.hint}"
     return text
@@ -66,11 +67,11 @@ def render_text(report: Report, *, max_score: float | None = None) -> str:
     if report.error:
         lines.append(f"could not grade: {report.error}")
     for c, s, m in zip(report.checks, scores, item_maxima(report, total_max)):
-        lines.append(f"[{c.status:^5}] {_fmt(s):>5}/{_fmt(m):<4} {c.title}: {c.message}")
+        lines.append(f"[{c.status:^5}] {points_text(s):>5}/{points_text(m):<4} {c.title}: {c.message}")
         if c.hint:
             lines.append(f"               hint: {c.hint}")
     lines += [f"note: {w}" for w in report.execution.warnings]
-    lines.append(f"total: {_fmt(round(sum(scores), 2))}/{_fmt(total_max)}")
+    lines.append(f"total: {points_text(round(sum(scores), 2))}/{points_text(total_max)}")
     return "\n".join(lines) + "\n"
 
 
@@ -80,12 +81,12 @@ def _md_cell(text: str) -> str:
 
 def render_markdown(report: Report, *, max_score: float | None = None) -> str:
     scores, total_max = scaled_scores(report, max_score)
-    out = [f"### {report.assignment}: {_fmt(round(sum(scores), 2))}/{_fmt(total_max)}", ""]
+    out = [f"### {report.assignment}: {points_text(round(sum(scores), 2))}/{points_text(total_max)}", ""]
     if report.error:
         out += [f"**Could not grade:** {_md_cell(report.error)}", ""]
     out += ["| | item | points | result |", "|---|---|---:|---|"]
     for c, s, m in zip(report.checks, scores, item_maxima(report, total_max)):
-        out.append(f"| {_MARK[c.status]} | {_md_cell(c.title)} | {_fmt(s)}/{_fmt(m)} | "
+        out.append(f"| {_MARK[c.status]} | {_md_cell(c.title)} | {points_text(s)}/{points_text(m)} | "
                    f"{_md_cell(_detail(c))} |")
     return "\n".join(out) + "\n"
 
@@ -125,7 +126,7 @@ def render_classroom(report: Report, *, max_score: float | None = None) -> str:
 
 def render_gradescope(report: Report, *, max_score: float | None = None) -> str:
     scores, total_max = scaled_scores(report, max_score)
-    output = report.error or f"{_fmt(report.score)}/{_fmt(report.max_score)}"
+    output = report.error or f"{points_text(report.score)}/{points_text(report.max_score)}"
     if report.execution.warnings:
         output += "\n" + "\n".join(f"note: {w}" for w in report.execution.warnings)
     return json.dumps({
@@ -158,7 +159,7 @@ def render_prairielearn(report: Report, *, max_score: float | None = None) -> st
     return json.dumps({
         "gradable": gradable,
         "score": report.score / report.max_score if report.max_score and gradable else 0.0,
-        "message": report.error or f"{_fmt(round(sum(scores), 2))}/{_fmt(total_max)}",
+        "message": report.error or f"{points_text(round(sum(scores), 2))}/{points_text(total_max)}",
         "output": "\n".join(report.execution.warnings),
         "tests": [
             {
@@ -187,14 +188,14 @@ def render_junit(report: Report, *, max_score: float | None = None) -> str:
         "time": f"{report.timings.get('total', 0):.3f}",
     })
     props = ET.SubElement(suite, "properties")
-    ET.SubElement(props, "property", {"name": "score", "value": _fmt(round(sum(scores), 2))})
-    ET.SubElement(props, "property", {"name": "max_score", "value": _fmt(total_max)})
+    ET.SubElement(props, "property", {"name": "score", "value": points_text(round(sum(scores), 2))})
+    ET.SubElement(props, "property", {"name": "max_score", "value": points_text(total_max)})
     for c, s, m in zip(report.checks, scores, item_maxima(report, total_max)):
         case = ET.SubElement(suite, "testcase", {
             "classname": f"{report.assignment}.{report.submission.notebook or 'submission'}",
             "name": c.id,
         })
-        text = f"{_fmt(s)}/{_fmt(m)}: {_detail(c)}"
+        text = f"{points_text(s)}/{points_text(m)}: {_detail(c)}"
         if c.status == "fail":
             ET.SubElement(case, "failure", {"message": c.message[:500]}).text = text
         elif c.status == "error":

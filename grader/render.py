@@ -13,10 +13,11 @@ from rich.table import Table
 from rich.text import Text
 
 from grader.duplicates import DuplicatePair
+from grader.formats import points_text
 from grader.report import Report
 from grader.rubric import Rubric
 
-_MARK = {"pass": "✓", "fail": "✗", "error": "!", "skipped": "-"}
+_MARK = {"pass": "✓", "fail": "✗", "error": "!", "skipped": "-"}  # terminal marks (Markdown: formats)
 _STYLE = {"pass": "green", "fail": "red", "error": "yellow", "skipped": "dim"}
 
 
@@ -49,10 +50,6 @@ def gradebook_csv(
     return buf.getvalue()
 
 
-def _fmt(points: float) -> str:
-    return f"{points:g}"
-
-
 def check_table(report: Report, *, title: str | None = None) -> Table:
     """The student view: one row per rubric item with ✓/✗, points, what was measured."""
     table = Table(title=title or f"{report.assignment}: {report.submission.notebook or report.submission.path}",
@@ -64,12 +61,12 @@ def check_table(report: Report, *, title: str | None = None) -> Table:
     for c in report.checks:
         body = Text(c.message)
         if c.override is not None:
-            body.append(f"\nset to {_fmt(c.override.points)} by {c.override.by}: {c.override.comment}",
+            body.append(f"\nset to {points_text(c.override.points)} by {c.override.by}: {c.override.comment}",
                         style="bold")
         if c.hint:
             body.append(f"\nhint: {c.hint}", style="italic")
         table.add_row(Text(_MARK[c.status], style=_STYLE[c.status]), c.title,
-                      f"{_fmt(c.score)}/{_fmt(c.max_score)}", body)
+                      f"{points_text(c.score)}/{points_text(c.max_score)}", body)
     return table
 
 
@@ -82,7 +79,7 @@ def print_check(report: Report, *, console: Console) -> None:
         console.print(f"[yellow]note:[/] {escape(warning)}")
     if ex.evidence_error and report.status != "error":
         console.print(f"[yellow]note:[/] {escape(ex.evidence_error)}")
-    console.print(f"[bold]Total: {_fmt(report.score)}/{_fmt(report.max_score)}[/]")
+    console.print(f"[bold]Total: {points_text(report.score)}/{points_text(report.max_score)}[/]")
 
 
 def batch_table(reports: Mapping[str, Report], *, rubric: Rubric, width: int = 200) -> Table:
@@ -101,15 +98,15 @@ def batch_table(reports: Mapping[str, Report], *, rubric: Rubric, width: int = 2
         table.add_column("points lost")
     for name, rep in reports.items():
         by_id = {c.id: c for c in rep.checks}
-        score = f"{_fmt(rep.score)}/{_fmt(rep.max_score)}"
+        score = f"{points_text(rep.score)}/{points_text(rep.max_score)}"
         status = Text(rep.status, style="green" if rep.status == "graded" else "red")
         if full:
             cells = []
             for item in rubric.items:
                 c = by_id.get(item.id)
-                cells.append(Text(_fmt(c.score), style=_STYLE[c.status]) if c else Text("-"))
+                cells.append(Text(points_text(c.score), style=_STYLE[c.status]) if c else Text("-"))
             table.add_row(name, *cells, score, status)
         else:
-            lost = [f"{c.id} {_fmt(c.score)}/{_fmt(c.max_score)}" for c in rep.checks if c.score < c.max_score]
+            lost = [f"{c.id} {points_text(c.score)}/{points_text(c.max_score)}" for c in rep.checks if c.score < c.max_score]
             table.add_row(name, score, status, Text(", ".join(lost) or "—", style="red" if lost else "green"))
     return table
