@@ -364,3 +364,29 @@ def export_gradebook(
         title = column or grading.assignment.spec.title
         return canvas_csv(reports, assignment=title, points=points), warnings
     return moodle_csv(reports, points=points), warnings
+
+
+def calibrate_written(
+    *, out_dir: Path, grading: Grading, overrides: Path | None = None,
+    alpha: float = 1.0, folds: int = 5,
+):
+    """Fit the written items' weights to the TA's overrides of the reports in ``out_dir``
+    (``overrides``, else ``OUT/overrides.toml``). Returns (Calibration, skipped overrides).
+    Raises ``CalibrationError`` when there is too little to fit on."""
+    from grader.calibrate import CalibrationError, calibrate, samples_from
+
+    path = resolve_overrides(given=None, out_dir=out_dir) if overrides is None else overrides
+    if path is None or not path.is_file():
+        raise CalibrationError(f"{out_dir}: no overrides.toml; a TA's overrides are what "
+                               "calibration fits to (grader grade --overrides FILE)")
+    entries = load_overrides(path, rubric=grading.rubric)
+    written = {i.id: grading.params[i.id] for i in grading.rubric.items if i.check == "written_answer"}
+    if not written:
+        raise CalibrationError(f"the rubric of {grading.assignment.id} has no written_answer items")
+    reports = read_reports(out_dir, assignment=grading.assignment.id)
+    samples, skipped = samples_from(
+        reports, entries, written_items={k: p.outside_readme_factor for k, p in written.items()})
+    current = next(iter(written.values())).weights.model_dump()
+    result = calibrate(samples, current=current, alpha=alpha, folds=folds,
+                       step=grading.rubric.score_step)
+    return result, skipped

@@ -88,6 +88,18 @@ def _parser() -> argparse.ArgumentParser:
                     help="Canvas: the assignment's column, \"Name (id)\" as in Canvas' export, "
                          "so the grades land in that assignment (default: the assignment's title)")
 
+    cal = sub.add_parser("calibrate", help="fit the written answers' weights to a TA's overrides")
+    cal.add_argument("out", type=Path, metavar="OUT", help="a folder `grader grade` wrote into, "
+                     "with the TA's overrides.toml")
+    cal.add_argument("-a", "--assignment", required=True, help="assignment id or folder")
+    cal.add_argument("--overrides", type=Path, default=None,
+                     help="the TA's overrides (default: OUT/overrides.toml)")
+    cal.add_argument("-o", "--output", type=Path, default=None,
+                     help="the calibrated rubric to write (default: OUT/calibrated-rubric.toml)")
+    cal.add_argument("--alpha", type=float, default=1.0,
+                     help="how strongly the fit stays near the rubric's weights (ridge; default 1)")
+    cal.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+
     b = sub.add_parser("gradescope-bundle", help="build a Gradescope autograder.zip")
     b.add_argument("assignment", help="assignment id or folder")
     b.add_argument("-o", "--out", type=Path, default=Path("autograder.zip"))
@@ -303,8 +315,55 @@ def _cmd_gradebook(args, console: Console) -> int:
     return EXIT_OK
 
 
+def _cmd_calibrate(args, console: Console) -> int:
+    from rich.table import Table
+
+    from grader.api import calibrate_written, load_grading
+    from grader.calibrate import CalibrationError, write_rubric
+
+    grading = load_grading(assignment=args.assignment)
+    err = Console(stderr=True, highlight=False)
+    if not args.out.is_dir():
+        err.print(f"[bold red]usage error:[/] {escape(str(args.out))}: no such folder; give the "
+                  "folder `grader grade -o` wrote into")
+        return EXIT_USAGE
+    try:
+        cal, skipped = calibrate_written(out_dir=args.out, grading=grading, overrides=args.overrides,
+                                         alpha=args.alpha, folds=args.folds)
+    except CalibrationError as exc:
+        err.print(f"[bold red]cannot calibrate:[/] {escape(str(exc))}", soft_wrap=True)
+        return EXIT_USAGE
+    for reason in skipped:
+        err.print(f"[yellow]warning:[/] override not used: {escape(reason)}")
+    weights = Table(title=f"weights fitted to {cal.samples} overridden answers")
+    for col in ("signal", "rubric", "fitted"):
+        weights.add_column(col, justify="right" if col != "signal" else "left")
+    for name in cal.after:
+        mark = "" if name in cal.signals else " (not fitted: no answer has it)"
+        weights.add_row(name + mark, f"{cal.before[name]:.3f}", f"{cal.after[name]:.3f}")
+    console.print(weights)
+    agree = Table(title="agreement with the TA on the overridden answers")
+    for col in ("", "mean |difference| (points)", "off by more than 8"):
+        agree.add_column(col)
+    b, a = cal.agreement_before, cal.agreement_after
+    agree.add_row("rubric's weights", f"{b.mean_abs:.2f}", f"{b.off_by_more_than_8}/{b.answers}")
+    agree.add_row("fitted (cross-validated)", f"{a.mean_abs:.2f}", f"{a.off_by_more_than_8}/{a.answers}")
+    console.print(agree)
+    target = args.output or args.out / "calibrated-rubric.toml"
+    items = [i.id for i in grading.rubric.items if i.check == "written_answer"]
+    write_rubric(source=grading.assignment.rubric_path, target=target, weights=cal.after, items=items,
+                 note=(f"Calibrated by `grader calibrate` on {cal.samples} overridden answers in {args.out}:\n"
+                       f"agreement with the TA {b.mean_abs:.2f} -> {a.mean_abs:.2f} points per answer "
+                       f"(cross-validated).\nReview the weights of the written items, then use this "
+                       f"file as the assignment's rubric."))
+    err.print(f"wrote {target}: review it, then copy it over {grading.assignment.rubric_path} "
+              "(or set the spec's `rubric`) and grade again")
+    return EXIT_OK
+
+
 _COMMANDS = {
     "grade": _cmd_grade,
+    "calibrate": _cmd_calibrate,
     "gradebook": _cmd_gradebook,
     "check": _cmd_check,
     "validate": _cmd_validate,

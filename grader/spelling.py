@@ -128,9 +128,11 @@ class Speller:
         if not scored:
             return None
         best = min(d for d, _ in scored)
-        closest = {t.text for d, t in scored if d == best}
-        if len(closest) > 1:  # as close to two different words: not ours to guess
-            return None
+        closest = {t for d, t in scored if d == best}
+        # "functions" and "function*" are one word, not two to choose between
+        family = [p for p in closest if p.prefix and all(t.text.startswith(p.text) for t in closest)]
+        if len({t.text for t in closest}) > 1 and not family:
+            return None  # as close to two different words: not ours to guess
         if is_english(word):  # checked last: the dictionary is the slow part
             return None
-        return next(t for d, t in scored if d == best)
+        return family[0] if family else next(iter(closest))

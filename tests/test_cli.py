@@ -58,7 +58,7 @@ def test_check_shows_readme_part_with_hints(capsys, tmp_path):
     assert main(["check", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     words = " ".join(out.replace("│", " ").split())  # the table wraps at 80 columns
-    assert "README: what is" in words and "covers weights" in words
+    assert "README: what is" in words and "covers weighted sum" in words
     assert "no answer found" in words and "hint: Explain it as the step size" in words
 
 

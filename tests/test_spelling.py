@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from grader.answers import Question, question_speller
-from grader.checks.written import match_concepts
+from grader.checks.concepts import match_concepts
 from grader.spelling import Speller, Target, tokens
 
 QUESTIONS = (
@@ -17,9 +17,9 @@ QUESTIONS = (
 )
 
 
-def concept_speller_meant(grading, item: str, word: str) -> str | None:
-    """The concept a single misspelled word shows in this rubric item, if any."""
-    found = match_concepts(f"It is about {word} here.", grading.params[item].concepts)
+def concept_speller_meant(grading, item: str, phrase: str) -> str | None:
+    """The concept a misspelled word shows in this rubric item, if any."""
+    found = match_concepts(f"It is about {phrase} here.", grading.params[item].concepts)
     return next(iter(found.fuzzy), None)
 
 
@@ -42,8 +42,9 @@ def test_real_words_are_not_question_words(word):
     assert question_speller(QUESTIONS).meant(word) is None
 
 
-@pytest.mark.parametrize("item, word, concept", [
-    ("readme_q1", "weigths", "weights"),
+@pytest.mark.parametrize("item, phrase, concept", [
+    # a concept stated by a pair of words in one sentence needs its partner word
+    ("readme_q1", "inputs multiplied by weigths", "weighted sum"),
     ("readme_q1", "activaton", "activation"),
     ("readme_q1", "inouts", "inputs and output"),
     ("readme_q2", "hypyerparameter", "hyperparameter"),
@@ -51,14 +52,14 @@ def test_real_words_are_not_question_words(word):
     ("readme_q3", "ranodm", "random"),
     ("readme_q3", "distirbution", "distribution"),
     ("readme_q3", "symetry", "symmetry breaking"),
-    ("readme_q4", "predcition", "prediction vs target"),
+    ("readme_q4", "the error of the predcition", "prediction vs target"),
     ("readme_q4", "minimze", "minimised in training"),
     ("readme_q5", "derivitive", "derivatives"),
-    ("readme_q5", "backprogation", "backpropagation"),
-    ("readme_q5", "mutliply", "product of derivatives"),
+    ("readme_q5", "backprogation of the loss", "backpropagation"),
+    ("readme_q5", "mutliply the derivatives", "product of derivatives"),
 ])
-def test_misspelled_terms_show_their_concept(grading, item, word, concept):
-    assert concept_speller_meant(grading, item, word) == concept
+def test_misspelled_terms_show_their_concept(grading, item, phrase, concept):
+    assert concept_speller_meant(grading, item, phrase) == concept
 
 
 @pytest.mark.parametrize("item, word", [
@@ -75,6 +76,9 @@ def test_misspelled_terms_show_their_concept(grading, item, word, concept):
 ])
 def test_real_or_short_words_show_no_concept(grading, item, word):
     assert concept_speller_meant(grading, item, word) is None
+    # nor beside the words that would complete a same-sentence concept
+    partners = f"{word} of the weights, the derivative, the error, the update and the output"
+    assert concept_speller_meant(grading, item, partners) is None
 
 
 def test_exact_match_wins_and_is_not_reported_as_fuzzy(grading):
@@ -92,7 +96,8 @@ def test_misspelled_phrase(grading):
 def test_hits_keep_the_rubric_order(grading):
     concepts = grading.params["readme_q1"].concepts
     found = match_concepts("Inputs times weigths plus a bias.", concepts)
-    assert found.hit == ["weights", "bias", "inputs and output"]  # "weights" read from "weigths"
+    assert found.hit == ["weighted sum", "bias", "inputs and output"]  # "weights" read from "weigths"
+    assert found.fuzzy == {"weighted sum": "weigths"}
     assert found.missed == [c.name for c in concepts if c.name not in found.hit]
 
 
