@@ -32,8 +32,9 @@ test: setup
 validate: setup
 	$(BIN)/grader validate 01-very-basics
 
-corpus: setup
+corpus: setup  # code checks vs the labels, then written answers vs a TA's points
 	$(BIN)/python benchmarks/corpus_agreement.py --corpus ../shared/corpus
+	$(BIN)/python benchmarks/readme_agreement.py --corpus ../shared/corpus
 
 bench: setup  # speed of one notebook and of batches of 32 (~15 min on 2 cores)
 	$(BIN)/pip install -q -e '.[bench]'

@@ -20,12 +20,14 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from grader.answers import content_words, fingerprint
 from grader.checks import Outcome, register
 from grader.checks.concepts import Concept, ConceptMatch, match_concepts
-from grader.checks.similarity import references_for
+from grader.checks.similarity import embedder_for, embedding_problem, references_for
 from grader.evidence import Evidence
 
 
@@ -59,6 +61,19 @@ class Weights(BaseModel):
 class WrittenParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("embedding_model")
+    @classmethod
+    def _model_folder(cls, value: str | None) -> str | None:
+        if value is not None and (why := embedding_problem(Path(value).expanduser())):
+            raise ValueError(why)
+        return value
+
+    @model_validator(mode="after")
+    def _embedding_needs_references(self) -> "WrittenParams":
+        if self.embedding_model and not self.references:
+            raise ValueError("embedding_model compares answers with the references: add references")
+        return self
+
     question: str = Field(description="Question id from the assignment spec's [answers].")
     target_words: int = Field(60, ge=1, description="Words for full development credit.")
     min_words: int = Field(12, ge=0, description="Shorter answers are flagged for review.")
@@ -73,6 +88,15 @@ class WrittenParams(BaseModel):
     similarity_for_full: float = Field(
         0.45, gt=0, le=1, description="Cosine similarity to a model answer that earns the full "
                                       "reference share (a good answer in other words reaches ~0.4).",
+    )
+    embedding_model: str | None = Field(
+        None, description="Folder of a local sentence-embedding model (model2vec, or "
+                          "sentence-transformers with its modules.json) that adds a meaning "
+                          "signal against the references; nothing is downloaded.",
+    )
+    embedding_range: tuple[float, float] = Field(
+        (0.3, 0.8), description="Embedding cosine that earns nothing, and the one that earns "
+                                "the full embedding share.",
     )
     disagreement: float = Field(
         0.5, ge=0, le=1, description="Concept and reference signals further apart than this "
@@ -113,6 +137,10 @@ class Signals:
     reference: float | None
     embedding: float | None = None
 
+    def used(self, w: Weights) -> list[str]:
+        """The signals that counted: computed, with a weight above 0."""
+        return [k for k, v in asdict(self).items() if v is not None and getattr(w, k) > 0]
+
     def combine(self, w: Weights) -> float:
         pairs = [(w.exists, self.exists), (w.development, self.development),
                  (w.concepts, self.concepts), (w.reference, self.reference),
@@ -143,7 +171,14 @@ def signals(ans, p: WrittenParams, *, question: str, known: frozenset[str]) -> t
         reference = min(refs.similarity(ans.text) / p.similarity_for_full, 1.0)
         if keyword_list:
             reference *= p.keyword_list_factor
-    return Signals(1.0, development, concept_share, reference), concepts
+    embedding = None
+    if p.embedding_model and p.references:
+        low, high = p.embedding_range
+        cos = embedder_for(p.embedding_model).similarity(ans.text, tuple(p.references))
+        embedding = min(max((cos - low) / max(high - low, 1e-9), 0.0), 1.0)
+        if keyword_list:
+            embedding *= p.keyword_list_factor
+    return Signals(1.0, development, concept_share, reference, embedding), concepts
 
 
 @register("written_answer", WrittenParams)
@@ -190,6 +225,7 @@ def written_answer(ev: Evidence, p: WrittenParams) -> Outcome:
         "concepts_fuzzy": concepts.fuzzy,  # concept -> the misspelled words that showed it
         "concepts_sentences": concepts.sentences,  # concept -> the sentence that stated it
         "signals": {k: (None if v is None else round(v, 4)) for k, v in asdict(sig).items()},
+        "signals_used": sig.used(p.weights),
         "needs_review": bool(reasons),
         "review_reasons": reasons,
         "fingerprint": fingerprint(ans.text),
