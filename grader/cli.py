@@ -290,9 +290,9 @@ def _cmd_checks(args, console: Console) -> int:
     from grader.checks import all_checks
 
     for name, check in all_checks().items():
-        console.print(f"[bold]{name}[/]: {check.doc}")
+        console.print(f"[bold]{name}[/]: {escape(check.doc)}")
         for field, info in check.params_model.model_fields.items():
-            console.print(f"    {field}: {info.description or ''}")
+            console.print(f"    {field}: {escape(info.description or '')}")
     return EXIT_OK
 
 

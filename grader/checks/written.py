@@ -77,7 +77,9 @@ class WrittenParams(BaseModel):
     question: str = Field(description="Question id from the assignment spec's [answers].")
     target_words: int = Field(60, ge=1, description="Words for full development credit.")
     min_words: int = Field(12, ge=0, description="Shorter answers are flagged for review.")
-    concepts: list[Concept] = Field(default_factory=list)
+    concepts: list[Concept] = Field(
+        default_factory=list, description="The key ideas of a good answer, each with its terms, "
+                                          "same-sentence groups and weight.")
     concepts_for_full: float = Field(
         3, gt=0, description="Summed concept weight needed for full concept credit."
     )
@@ -102,7 +104,8 @@ class WrittenParams(BaseModel):
         0.5, ge=0, le=1, description="Concept and reference signals further apart than this "
                                      "flag the answer for review.",
     )
-    weights: Weights = Field(default_factory=Weights)
+    weights: Weights = Field(default_factory=Weights, description="How the signals add up "
+                                                                 "(fitted by `grader calibrate`).")
     pass_fraction: float = Field(0.6, ge=0, le=1, description="Shown as passed from this fraction.")
     keyword_list_factor: float = Field(
         0.5, ge=0, le=1, description="Concept credit kept when the answer is keywords, not sentences."
