@@ -282,6 +282,11 @@ def _grade_batch(*, planned: list[Planned], names: list[str], grading: Grading,
             if entry.submission not in book and on_warning:
                 on_warning(f"{in_force}: override of '{entry.submission}' ({entry.item}) matches "
                            f"no report in {out_dir}; check the submission's name in summary.csv")
+            elif entry.submission in book and not entry.holds_for(book[entry.submission]) and on_warning:
+                on_warning(f"{in_force}: override of '{entry.submission}' ({entry.item}) was made on "
+                           f"notebook sha256 {entry.sha256[:12]}…, the submission is now "
+                           f"{book[entry.submission].submission.sha256[:12]}…; not applied: look "
+                           "at the new version, then update the override's sha256 or remove it")
         for name in unread:
             if on_warning:
                 on_warning(f"{out_dir / name}: not a report this grader can read (an older "

@@ -149,6 +149,11 @@ def execute_notebook(
                 result.warnings.append(
                     "the kernel has no process group of its own: the memory limit is not "
                     "enforced and processes it starts are not ended with it")
+            server = getattr(km.provisioner, "server", None)
+            if server is not None and server.failed_imports:
+                result.warnings.append("the grading environment could not import "
+                                       + "; ".join(server.failed_imports)
+                                       + " (a notebook importing it fails the same way)")
             if warm is not None:
                 result.probe_error = warm.init_error
                 timings["prewarm"] = warm.seconds

@@ -11,22 +11,20 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
+
+from grader.models import Strict
 
 FACTS_SCHEMA_VERSION = 1
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ModuleInfo(_Strict):
+class ModuleInfo(Strict):
     name: str = Field(description="Qualified name in the module tree ('' for the root).")
     type: str = Field(description="Class name of the module.")
     params: list[str] = Field(description="Names of the parameters the module owns directly.")
 
 
-class GraphFacts(_Strict):
+class GraphFacts(Strict):
     final_ops: list[str] = Field(
         description="Autograd ops between the model's output and its last parameterised op."
     )
@@ -34,7 +32,7 @@ class GraphFacts(_Strict):
     inner_ops: dict[str, int] = Field(description="Ops below the last layer, with counts.")
 
 
-class RunFacts(_Strict):
+class RunFacts(Strict):
     """What one optimizer did, and the model whose parameters it stepped."""
 
     index: int
@@ -63,13 +61,13 @@ class RunFacts(_Strict):
     )
 
 
-class LoaderPass(_Strict):
+class LoaderPass(Strict):
     batches: int = Field(ge=0, description="Batches the DataLoader served in this pass.")
     complete: bool = Field(description="The pass ran to the loader's end.")
     dataset_len: int | None = Field(description="len(loader.dataset), if it has one.")
 
 
-class Facts(_Strict):
+class Facts(Strict):
     schema_version: int
     nonce: str
     torch_version: str

@@ -98,6 +98,7 @@ class ForkServer:
         self._proc: subprocess.Popen | None = None
         self._dir: tempfile.TemporaryDirectory | None = None
         self._buffer = b""  # bytes read from the server's stdout, not yet a whole line
+        self.failed_imports: list[str] = []  # what the server could not import, and why
         self._next_id = 0
 
     def start(self) -> None:
@@ -116,6 +117,7 @@ class ForkServer:
         if not ready.get("ready"):
             self.close()
             raise ForkServerError(f"fork server did not start: {ready.get('error', ready)}")
+        self.failed_imports = [str(f) for f in ready.get("failed", [])]
         if ready.get("threads") != 1:  # e.g. BLAS pools started by threads > 1: cannot fork
             self.close()
             raise ForkServerError(f"fork server has {ready.get('threads')} threads after its imports")

@@ -7,6 +7,7 @@
     points = 25
     by = "TA Jane"
     comment = "explains overshoot with an example the keyword list missed"
+    sha256 = "9f2c…"              # optional: only while the notebook is the one judged
 
 Applied on the host after automatic scoring; the report keeps both the automatic and
 the final points and says who changed them and why. ``grader grade --overrides FILE``
@@ -19,8 +20,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from grader.models import Strict
 from grader.report import CheckResult, Override, Report
 from grader.rubric import Rubric
 from grader.spec import ConfigError, format_validation_error, read_toml
@@ -28,19 +30,23 @@ from grader.spec import ConfigError, format_validation_error, read_toml
 STORED_NAME = "overrides.toml"
 
 
-class OverrideEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class OverrideEntry(Strict):
     submission: str = Field(description="Report name: the submission folder or notebook stem.")
     item: str = Field(description="Rubric item id.")
     points: float = Field(ge=0, description="Final points for the item.")
     by: str = Field(description="Who decided.")
     comment: str = Field("", description="Why; shown in the report.")
+    sha256: str | None = Field(
+        None, description="The notebook's sha256 the decision was made on (the report's "
+                          "submission.sha256); once the submission changes, the override is "
+                          "no longer applied and a warning says so.",
+    )
+
+    def holds_for(self, report: Report) -> bool:
+        return self.sha256 is None or self.sha256 == report.submission.sha256
 
 
-class OverridesFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class OverridesFile(Strict):
     schema_version: int = 1
     override: list[OverrideEntry] = Field(default_factory=list)
 
@@ -84,7 +90,7 @@ def apply_overrides(report: Report, name: str, entries: list[OverrideEntry]) -> 
     """Idempotent: every item starts again from its automatic score, so a saved report
     (re-used on resume) never takes a TA's points for the grader's, and an override
     removed from the file is removed from the report."""
-    mine = {e.item: e for e in entries if e.submission == name}
+    mine = {e.item: e for e in entries if e.submission == name and e.holds_for(report)}
     if not mine and all(c.override is None for c in report.checks):
         return report
     checks: list[CheckResult] = []

@@ -8,16 +8,16 @@ from __future__ import annotations
 import importlib
 import platform
 import secrets
-import sys
-import threading
 import shutil
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
@@ -233,13 +233,14 @@ def error_report(
     written answers in the folder are still graded, they do not depend on the notebook."""
     evidence = Evidence(facts_error=reason, execution_status="not_run", execution_reason=reason)
     root = located.root if located else (path if path.is_dir() else None)
+    warnings = []
     if root is not None:
         try:
             questions, answers = gather_answers(root=root, assignment=assignment,
                                                 files=located.files if located else ())
             evidence = replace(evidence, questions=questions, answers=answers)
-        except Exception:  # the reason already given stands; answers just stay ungraded
-            pass
+        except Exception as exc:  # the reason already given stands; say why answers are ungraded
+            warnings.append(f"the written answers could not be read: {type(exc).__name__}: {exc}")
     checks = run_checks(evidence=evidence, rubric=rubric, params=params)
     return Report(
         assignment=assignment.id,
@@ -249,7 +250,7 @@ def error_report(
         score=round(sum(c.score for c in checks), 2),
         max_score=rubric.max_score,
         checks=checks,
-        execution=ExecutionSummary(status="not_run", reason=reason),
+        execution=ExecutionSummary(status="not_run", reason=reason, warnings=warnings),
         versions=versions(),
         timings={},
         graded_at=_now(),

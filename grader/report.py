@@ -4,24 +4,23 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from grader.models import Strict
 
 REPORT_SCHEMA_VERSION = 1
 
 CheckStatus = Literal["pass", "fail", "error", "skipped"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
-
-class Override(_Model):
+class Override(Strict):
     points: float = Field(ge=0, description="Points set by the TA.")
     by: str
     comment: str = ""
 
 
-class CheckResult(_Model):
+class CheckResult(Strict):
     id: str = Field(description="Rubric item id (stable across runs).")
     check: str = Field(description="Registered check that produced the result.")
     title: str
@@ -37,14 +36,14 @@ class CheckResult(_Model):
     override: Override | None = None
 
 
-class CellError(_Model):
+class CellError(Strict):
     cell: int = Field(description="Position of the cell in the notebook, 1-based.")
     error: str = Field(description="Exception name, or 'Timeout'.")
     message: str
     traceback: str | None = None
 
 
-class ExecutionSummary(_Model):
+class ExecutionSummary(Strict):
     status: Literal["ok", "errors", "timeout", "kernel_died", "not_started", "not_run"]
     reason: str | None = None
     cells_total: int = 0
@@ -60,7 +59,7 @@ class ExecutionSummary(_Model):
     peak_memory_mb: float | None = Field(None, description="Peak resident memory of the kernel group.")
 
 
-class Submission(_Model):
+class Submission(Strict):
     path: str = Field(description="What was passed to the grader.")
     notebook: str | None = Field(None, description="The notebook graded, relative to `path`.")
     sha256: str | None = Field(None, description="sha256 of the notebook file graded.")
@@ -71,13 +70,13 @@ class Submission(_Model):
         None, description="The LMS's id for the student (Canvas user id, Moodle participant id).")
 
 
-class Versions(_Model):
+class Versions(Strict):
     grader: str
     torch: str | None = None
     python: str
 
 
-class Report(_Model):
+class Report(Strict):
     schema_version: int = REPORT_SCHEMA_VERSION
     assignment: str
     submission: Submission

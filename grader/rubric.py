@@ -10,17 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from grader.checks import get_check
+from grader.models import Strict
 from grader.spec import ConfigError, format_validation_error, read_toml
 
 RUBRIC_SCHEMA_VERSION = 1
 
 
-class RubricItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RubricItem(Strict):
     id: str = Field(description="Stable id of the item; part of the report format.")
     check: str = Field(description="Registered check name (see `grader checks`).")
     title: str = Field(description="What the item asks, shown to students.")
@@ -29,9 +28,7 @@ class RubricItem(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict, description="Parameters of the check.")
 
 
-class Rubric(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Rubric(Strict):
     schema_version: int = Field(description=f"Rubric format version; this grader reads {RUBRIC_SCHEMA_VERSION}.")
     assignment: str = Field(description="Assignment id this rubric belongs to.")
     score_step: float = Field(

@@ -12,7 +12,9 @@ import sys
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
+
+from grader.models import Strict
 
 SPEC_SCHEMA_VERSION = 1
 
@@ -21,11 +23,8 @@ class ConfigError(Exception):
     """A spec or rubric file is missing or invalid; the message names file, field and fix."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
-
-class Execution(_Strict):
+class Execution(Strict):
     cell_timeout: float = Field(60, gt=0, description="Seconds one cell may run.")
     deadline: float = Field(300, gt=0, description="Seconds all student cells may run.")
     probe_timeout: float = Field(60, gt=0, description="Seconds for the final probe cell.")
@@ -51,7 +50,7 @@ class Execution(_Strict):
     )
 
 
-class Mutant(_Strict):
+class Mutant(Strict):
     name: str = Field(description="Short name shown by `grader validate`.")
     notebook: str | None = Field(
         None, description="Notebook, relative to the assignment folder; default: the solution."
@@ -62,7 +61,7 @@ class Mutant(_Strict):
     fails: list[str] = Field(description="Rubric item ids this mutant must fail; all others pass.")
 
 
-class Validation(_Strict):
+class Validation(Strict):
     readme: str | None = Field(
         None, description="Reference README placed next to every case's notebook."
     )
@@ -78,19 +77,19 @@ class Validation(_Strict):
     mutants: list[Mutant] = Field(default_factory=list)
 
 
-class QuestionSpec(_Strict):
+class QuestionSpec(Strict):
     id: str = Field(description="Stable id, referred to by written_answer rubric items.")
     text: str = Field(description="The question as the student sees it.")
 
 
-class Answers(_Strict):
+class Answers(Strict):
     template: str | None = Field(
         None, description="The README students start from; text copied from it is not an answer."
     )
     questions: list[QuestionSpec] = Field(default_factory=list)
 
 
-class AssignmentSpec(_Strict):
+class AssignmentSpec(Strict):
     schema_version: int = Field(description=f"Spec format version; this grader reads {SPEC_SCHEMA_VERSION}.")
     id: str = Field(description="Assignment id; the rubric is rubrics/<id>.toml.")
     title: str

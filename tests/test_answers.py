@@ -250,3 +250,36 @@ def test_removed_override_restores_the_automatic_score(tmp_path, grading):
     q2 = next(c for c in again.checks if c.id == "readme_q2")
     assert q2.score == auto and q2.override is None and q2.auto_score is None
     assert again.score == sum(c.score for c in again.checks)
+
+
+def test_answers_that_cannot_be_read_are_a_warning_not_silence(tmp_path, grading, monkeypatch):
+    import grader.pipeline
+
+    def broken(**kwargs):
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+    monkeypatch.setattr(grader.pipeline, "gather_answers", broken)
+    sub = broken_submission(tmp_path, "ann", READMES / "prose.md")
+    report = grade(paths=[sub], grading=grading, out_dir=tmp_path / "out")["ann"]
+    assert report.status == "error"
+    assert report.execution.warnings == [
+        "the written answers could not be read: UnicodeDecodeError: 'utf-8' codec can't decode "
+        "byte 0xff in position 0: invalid start byte"]
+
+
+def test_an_override_made_on_another_version_is_not_applied(tmp_path, grading):
+    sub = broken_submission(tmp_path, "ann", READMES / "keyword_stuffing.md")
+    out = tmp_path / "out"
+    first = grade(paths=[sub], grading=grading, out_dir=out)["ann"]
+    overrides = tmp_path / "overrides.toml"
+    overrides.write_text('schema_version = 1\n[[override]]\nsubmission = "ann"\nitem = "readme_q2"\n'
+                         f'points = 28\nby = "TA Jane"\nsha256 = "{first.submission.sha256}"\n')
+    judged = grade(paths=[sub], grading=grading, out_dir=out, overrides=overrides)["ann"]
+    assert next(c for c in judged.checks if c.id == "readme_q2").score == 28
+    (sub / "XOR.ipynb").write_text("{ }")  # the student pushed again
+    warnings: list[str] = []
+    again = grade(paths=[sub], grading=grading, out_dir=out, on_warning=warnings.append)["ann"]
+    q2 = next(c for c in again.checks if c.id == "readme_q2")
+    assert q2.override is None and q2.score < 28
+    assert any(f"was made on notebook sha256 {first.submission.sha256[:12]}" in w and "not applied" in w
+               for w in warnings)

@@ -118,6 +118,57 @@ def normalised(report: Report) -> dict:
     return rounded(data)
 
 
+# Written from each fixture's source, not from the grader's output, so that a wrong
+# golden file cannot pass: (unique trainable parameters, epochs run, final activation,
+# loss). Parameters: Linear(a, b) has a*b + b. "converges": the last epoch's loss is
+# under 1% of the first; "falls": lower; None: no loss recorded. 1.678 is the first MSE
+# of HEAD + net() + train() (seed 0, net built first), from the same code run as a plain
+# script.
+FIRST_LOSS = 1.678
+KEY_EVIDENCE = {
+    "solution_full_batch": (44, 2001, None, ("converges", FIRST_LOSS)),
+    "per_sample_variable_summary": (44, 2001, None, ("falls", None)),  # L1, per sample
+    "final_module_sequential": (44, 2001, "tanh", ("converges", None)),
+    "final_F_tanh": (44, 2001, "tanh", ("converges", None)),
+    "final_torch_sigmoid": (44, 2001, "sigmoid", ("converges", None)),
+    "final_tensor_method": (44, 2001, "tanh", ("converges", None)),
+    "params_45_learned_scale": (45, 2001, None, ("converges", FIRST_LOSS)),  # ones(): no RNG draw
+    "layer_registered_twice": (12 + 20 + 5, 2001, None, ("converges", None)),  # h2 is h1
+    "parameters_override_hides": (15 + 24 + 5 + 2, 2001, None, ("converges", None)),
+    "epochs_2000": (44, 2000, None, ("converges", FIRST_LOSS)),
+    "epochs_variable_loop_10": (44, 10, None, ("falls", FIRST_LOSS)),
+    "loop_breaks_early": (44, 500, None, ("converges", FIRST_LOSS)),
+    "printed_log_no_training": (44, None, None, None),  # the model built, never trained
+    "mini_batch_dataloader": (44, 2001, None, ("converges", None)),
+    "two_models_second_trained": (44, 2001, None, ("converges", None)),
+    "nan_loss": (44, 2001, None, None),  # every loss is NaN: no mean to compare
+    "import_error_early": (44, 2001, None, ("converges", FIRST_LOSS)),
+    "no_model": (None, None, None, None),
+    "cuda_habits": (44, 2001, None, ("converges", FIRST_LOSS)),
+}
+
+
+def test_every_golden_fixture_has_independent_expectations():
+    assert set(KEY_EVIDENCE) == set(BY_NAME)
+
+
+@pytest.mark.parametrize("name", sorted(KEY_EVIDENCE))
+def test_key_evidence_matches_the_fixture_source(graded, name):
+    params, epochs, final_op, loss = KEY_EVIDENCE[name]
+    ev = {c.id: c.evidence for c in graded[name].checks}
+    assert ev["param_count"].get("trainable_params") == params
+    assert ev["epochs"].get("epochs_run") == epochs
+    assert ev["final_activation_removed"].get("final_op") == final_op
+    first, last = ev["loss_decreased"].get("loss_first"), ev["loss_decreased"].get("loss_last")
+    if loss is None:
+        assert first is None and last is None
+        return
+    trend, expected_first = loss
+    assert last < (0.01 * first if trend == "converges" else first)
+    if expected_first is not None:
+        assert first == pytest.approx(expected_first, abs=1e-3)
+
+
 @pytest.mark.parametrize("name", sorted(BY_NAME))
 def test_golden_report(graded, name):
     """Set GRADER_UPDATE_GOLDEN=1 to rewrite tests/golden after an intended change."""
@@ -129,6 +180,8 @@ def test_golden_report(graded, name):
     assert current == json.loads(path.read_text())
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2,
+                    reason="one core: there is no idle core to pre-warm a kernel on")
 def test_prewarmed_kernels_give_the_same_reports(tmp_path, grading):
     """jobs=1 on a multi-core machine grades on pre-warmed kernels: same evidence."""
     from grader.api import grade

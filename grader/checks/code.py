@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from grader.checks import Outcome, register
 from grader.evidence import BUILT_RULES, Evidence, epoch_stats, finite
+from grader.models import Strict
 
 # Autograd op names (see grader/kernel/instrument.py::_node_name) that are activations.
 DEFAULT_ACTIVATIONS = [
@@ -16,36 +17,32 @@ DEFAULT_ACTIVATIONS = [
 ]
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ParamCountParams(_Params):
+class ParamCountParams(Strict):
     expected: int = Field(ge=0, description="Required number of unique trainable parameters.")
 
 
-class ActivationParams(_Params):
+class ActivationParams(Strict):
     activations: list[str] = Field(
         default_factory=lambda: list(DEFAULT_ACTIVATIONS),
         description="Autograd op names that count as activations (e.g. 'tanh', 'relu').",
     )
 
 
-class EpochsParams(_Params):
+class EpochsParams(Strict):
     expected: int = Field(ge=0, description="Required number of training epochs.")
     dataset_size: int | None = Field(
         None, ge=1, description="Samples in one epoch; default: distinct inputs seen in training."
     )
 
 
-class LossParams(_Params):
+class LossParams(Strict):
     max_ratio: float = Field(
         0.9, gt=0, description="Pass if last-epoch mean loss <= max_ratio x first-epoch mean."
     )
     dataset_size: int | None = Field(None, ge=1, description="As for the epochs check.")
 
 
-class NoParams(_Params):
+class NoParams(Strict):
     pass
 
 

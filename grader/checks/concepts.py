@@ -19,14 +19,13 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from grader.models import Strict
 from grader.spelling import Speller, Target, tokens
 
 
-class Concept(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Concept(Strict):
     name: str = Field(description="Shown to students as covered / not yet covered.")
     terms: list[str] = Field(
         default_factory=list,

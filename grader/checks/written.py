@@ -19,25 +19,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from grader.answers import content_words, fingerprint
 from grader.checks import Outcome, register
 from grader.checks.concepts import Concept, ConceptMatch, match_concepts
 from grader.checks.similarity import embedder_for, embedding_problem, references_for
 from grader.evidence import Evidence
+from grader.models import Strict
 
 
-class Weights(BaseModel):
+class Weights(Strict):
     """How the signals combine: fraction = sum of weight x signal over the signals in
     use, each signal 0..1. A signal the item cannot compute (no model answers, no
     embedding model) is left out and the others are scaled up to the same total.
     ``grader calibrate`` fits these to a TA's overrides."""
-
-    model_config = ConfigDict(extra="forbid")
 
     exists: float = Field(0.15, ge=0, description="Share of the points for any real answer.")
     development: float = Field(0.1, ge=0, description="Share for length up to target_words.")
@@ -58,9 +56,7 @@ class Weights(BaseModel):
         return self
 
 
-class WrittenParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class WrittenParams(Strict):
     @field_validator("embedding_model")
     @classmethod
     def _model_folder(cls, value: str | None) -> str | None:

@@ -33,7 +33,6 @@ import sys
 import time
 import traceback
 
-
 # What every kernel imports while it starts (ipykernel's shell and its debugger support:
 # ~0.3 s a kernel otherwise). None of them starts a thread.
 _KERNEL_MODULES = [
@@ -51,20 +50,24 @@ def _threads() -> int:
         return 1
 
 
-def preload(names: list[str]) -> None:
+def preload(names: list[str]) -> list[str]:
     """Pay what a torch notebook's first cells pay: the kernel's and the listed imports,
-    and the first optimizer (~800 modules). Also run in a cold pre-warmed kernel."""
+    and the first optimizer (~800 modules). Also run in a cold pre-warmed kernel.
+    Returns what failed ("matplotlib: ModuleNotFoundError: ..."): the kernel will raise
+    the same error where the student imports it, and the report says so beforehand."""
+    failed = []
     for name in [*_KERNEL_MODULES, "torch", *names]:
         try:
             importlib.import_module(name)
-        except Exception:  # the kernel will raise the same error where the student imports it
-            pass
+        except Exception as exc:
+            failed.append(f"{name}: {type(exc).__name__}: {exc}")
     try:
         import torch
 
         torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    except Exception:
-        pass
+    except Exception as exc:
+        failed.append(f"torch.optim.SGD: {type(exc).__name__}: {exc}")
+    return failed
 
 
 def _become_kernel(request: dict) -> None:
@@ -150,11 +153,12 @@ def main() -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels are reaped automatically
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the grader's to handle
     started = time.monotonic()
-    preload(list(config.get("preload", [])))
+    failed = preload(list(config.get("preload", [])))
     # What was imported stays as it is: keep the collector from touching it, so kernels
     # share those pages with the server instead of copying them on first collection.
     gc.freeze()
-    reply = {"ready": True, "seconds": round(time.monotonic() - started, 3), "threads": _threads()}
+    reply = {"ready": True, "seconds": round(time.monotonic() - started, 3), "threads": _threads(),
+             "failed": failed}
     os.write(1, (json.dumps(reply) + "\n").encode())
     for line in sys.stdin.buffer:
         _forget_ended()
