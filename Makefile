@@ -9,7 +9,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup examples test validate corpus bench clean
+.PHONY: setup examples test validate corpus bench clean sandbox-user
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,25 @@ corpus: setup  # code checks vs the labels, then written answers vs a TA's point
 bench: setup  # speed of one notebook and of batches of 32 (~15 min on 2 cores)
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python benchmarks/speed.py --n 32 --runs 5 --batch-runs 3
+
+# As root: an unprivileged user with a Python environment of its own (the repository's
+# code on PYTHONPATH), so that tests/test_sandbox.py also runs the escapes as that user.
+# .ci/run does this before `make test`; elsewhere that test says how to get it.
+SANDBOX_USER ?= grader-ci
+SANDBOX_PYTHON ?= /usr/bin/python3
+SANDBOX_VENV := /home/$(SANDBOX_USER)/venv
+sandbox-user: setup
+	id -u $(SANDBOX_USER) >/dev/null 2>&1 || useradd --create-home --shell /bin/sh $(SANDBOX_USER)
+	test -e $(SANDBOX_VENV)/.installed || { \
+	  $(BIN)/python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+	    x = p['optional-dependencies']; print('\n'.join(p['dependencies'] + x['notebooks'] + x['test']))" \
+	    > /tmp/grader-sandbox-requirements.txt && \
+	  runuser -u $(SANDBOX_USER) -- $(SANDBOX_PYTHON) -m venv $(SANDBOX_VENV) && \
+	  runuser -u $(SANDBOX_USER) -- env $$(env | grep '^PIP_' | xargs) $(SANDBOX_VENV)/bin/pip install -q \
+	    --retries 1 --extra-index-url $(TORCH_INDEX) torch==$(TORCH_VERSION) && \
+	  runuser -u $(SANDBOX_USER) -- env $$(env | grep '^PIP_' | xargs) $(SANDBOX_VENV)/bin/pip install -q \
+	    -r /tmp/grader-sandbox-requirements.txt && \
+	  runuser -u $(SANDBOX_USER) -- touch $(SANDBOX_VENV)/.installed; }
 
 clean:
 	rm -rf $(VENV) reports benchmarks/results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -33,6 +34,7 @@ from grader.warm import Prewarmer, WarmKernel
 from grader.formats import render_json
 from grader.render import gradebook_csv
 from grader.report import Report
+from grader.sandbox import resolve as resolve_sandbox
 from grader.rubric import Rubric, load_rubric
 from grader.spec import Assignment, load_assignment
 
@@ -53,7 +55,28 @@ def load_grading(*, assignment: str | Path) -> Grading:
     return Grading(spec, rubric, params)
 
 
+def with_sandbox(grading: Grading, mode: str | None) -> Grading:
+    """The same grading with ``--sandbox MODE`` (auto | require | off) instead of the spec's."""
+    if mode is None:
+        return grading
+    spec = grading.assignment.spec
+    execution = spec.execution.model_copy(update={"sandbox": mode})
+    assignment = copy.copy(grading.assignment)
+    assignment.spec = spec.model_copy(update={"execution": execution})
+    return Grading(assignment, grading.rubric, grading.params)
+
+
+def isolation_for(grading: Grading, *, on_warning: Callable[[str], None] | None = None):
+    """The sandbox this grading's kernels get, decided before anything runs: raises
+    ``SandboxUnavailable`` for ``require`` on a machine without one (nothing is graded)."""
+    isolation = resolve_sandbox(grading.assignment.spec.execution.sandbox)
+    if isolation.warning and on_warning:
+        on_warning(isolation.warning)
+    return isolation
+
+
 def grade_one(*, path: Path, grading: Grading, notebook_patterns: list[str] | None = None) -> Report:
+    isolation_for(grading)
     return grade_submission(
         path=path, assignment=grading.assignment, rubric=grading.rubric,
         params=grading.params, notebook_patterns=notebook_patterns,
@@ -199,6 +222,7 @@ def grade(
         if on_warning:
             on_warning(warning)
     names = unique_names(planned)
+    isolation_for(grading, on_warning=on_warning)
     with out_lock(out_dir):
         return _grade_batch(planned=planned, names=names, grading=grading, out_dir=out_dir,
                             jobs=jobs, overrides=overrides, force=force, prewarm=prewarm,

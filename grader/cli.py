@@ -63,14 +63,19 @@ def _parser() -> argparse.ArgumentParser:
                         "optionally (?P<student_id>...), (?P<original>...); Canvas and Moodle "
                         "names are read without it (default: the spec's name_pattern)")
 
+    _sandbox_option(g)
+
     c = sub.add_parser("check", help="the student view: which checks pass, with hints")
     c.add_argument("notebook", type=Path, help="your notebook, or your repository folder")
     c.add_argument("-a", "--assignment", default="01-very-basics",
                    help="assignment id or folder (default: 01-very-basics)")
     c.add_argument("--json", action="store_true", help="print the JSON report instead")
 
+    _sandbox_option(c)
+
     v = sub.add_parser("validate", help="prove an assignment's rubric before release")
     v.add_argument("assignment", help="assignment id or folder")
+    _sandbox_option(v)
 
     r = sub.add_parser("report", help="re-render a saved JSON report in another format")
     r.add_argument("report", type=Path, help="a report written by `grader grade`")
@@ -111,11 +116,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _sandbox_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sandbox", choices=["auto", "require", "off"], default=None,
+                   help="run each kernel in an OS sandbox (no network, only its own files and "
+                        "processes): auto = where the machine allows it (default: the spec's "
+                        "[execution] sandbox, auto), require = refuse to grade without it, off")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console(stderr=False, highlight=False)
     err = Console(stderr=True, highlight=False)
     from grader.api import OutBusy
+    from grader.sandbox import SandboxUnavailable
     from grader.spec import ConfigError
 
     try:
@@ -123,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         err.print(f"[bold red]configuration error:[/] {escape(str(exc))}", soft_wrap=True)
         return EXIT_USAGE
-    except OutBusy as exc:
+    except (OutBusy, SandboxUnavailable) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -135,10 +148,10 @@ def _cmd_grade(args, console: Console) -> int:
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
 
-    from grader.api import grade, load_grading
+    from grader.api import grade, load_grading, with_sandbox
     from grader.render import batch_table
 
-    grading = load_grading(assignment=args.assignment)
+    grading = with_sandbox(load_grading(assignment=args.assignment), args.sandbox)
     if args.name_pattern:
         from grader.lms import check_pattern
 
@@ -204,11 +217,11 @@ def _write_formats(reports, args, console: Console) -> None:
 
 
 def _cmd_check(args, console: Console) -> int:
-    from grader.api import grade_one, load_grading
+    from grader.api import grade_one, load_grading, with_sandbox
     from grader.formats import render_json
     from grader.render import print_check
 
-    grading = load_grading(assignment=args.assignment)
+    grading = with_sandbox(load_grading(assignment=args.assignment), args.sandbox)
     if not args.json:
         console.print(f"running {args.notebook} in a fresh kernel…")
     report = grade_one(path=args.notebook, grading=grading)
@@ -222,10 +235,11 @@ def _cmd_check(args, console: Console) -> int:
 def _cmd_validate(args, console: Console) -> int:
     from rich.table import Table
 
-    from grader.api import load_grading
+    from grader.api import isolation_for, load_grading, with_sandbox
     from grader.validate import validate
 
-    grading = load_grading(assignment=args.assignment)
+    grading = with_sandbox(load_grading(assignment=args.assignment), args.sandbox)
+    isolation_for(grading, on_warning=lambda text: console.print(f"warning: {escape(text)}"))
     table = Table(title=f"validate {grading.assignment.id}", show_lines=True)
     table.add_column("case")
     table.add_column("score", no_wrap=True)

@@ -19,6 +19,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+from grader import sandbox
 from grader.guard import GroupGuard, kill_group
 from grader.kernels import init_source, kernel_env, new_kernel_manager, probe_source
 from grader.spec import Execution
@@ -56,6 +57,7 @@ class ExecutionResult:
     peak_memory_mb: float | None = None
     warnings: list[str] = field(default_factory=list)  # what did not hold (watchdog off...)
     kernel_ended: str | None = None  # why the grader ended the kernel before the probe
+    isolation: str = "none"  # grader.sandbox.Isolation.describe() of the kernel's sandbox
 
     @property
     def cells_run(self) -> int:
@@ -112,7 +114,7 @@ def execute_notebook(
     combined = nbformat.v4.new_notebook(metadata=nb.metadata, cells=[init, *nb.cells, probe])
     probe_index = len(combined.cells) - 1
     started = time.monotonic()  # kernel_start includes waiting for the fork server
-    km = warm.km if warm else new_kernel_manager(budget=budget)
+    km = warm.km if warm else new_kernel_manager(budget=budget, workspace=workspace)
     client = _CappedClient(
         combined,
         km=km,
@@ -132,6 +134,10 @@ def execute_notebook(
     )
     log = warm.log if warm else (workspace / "kernel.log").open("wb")
     result = ExecutionResult(status="ok", reason=None, timings=timings)
+    isolation = sandbox.resolve(budget.sandbox)
+    result.isolation = isolation.describe()
+    if isolation.warning:
+        result.warnings.append(isolation.warning)
     guard: GroupGuard | None = None
     try:
         with client.setup_kernel(  # a warm kernel is running already: nothing is started

@@ -106,10 +106,14 @@ class ForkServer:
         folder = Path(self._dir.name)
         log = (folder / "zygote.log").open("wb")
         config = json.dumps({"preload": list(self.preload)})
+        env = self.env_for(workspace=folder, threads=self.threads)
+        # the server imports grader.kernel.zygote: from wherever this grader was imported
+        # (an installed package, or a checkout on PYTHONPATH); kernels get their own env
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
         self._proc = subprocess.Popen(
             [*self.command, config],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-            env=self.env_for(workspace=folder, threads=self.threads), cwd=folder,
+            env=env, cwd=folder,
             start_new_session=True,  # Ctrl-C in the terminal is the grader's, not the server's
         )
         log.close()
@@ -126,13 +130,15 @@ class ForkServer:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def spawn(self, *, argv: list[str], env: dict[str, str], cwd: str, log: str) -> ForkedProcess:
+    def spawn(self, *, argv: list[str], env: dict[str, str], cwd: str, log: str,
+              sandbox: dict | None = None) -> ForkedProcess:
         with self._lock:
             if not self.running:
                 raise ForkServerError("fork server is not running")
             self._next_id += 1
             rid = self._next_id
-            request = json.dumps({"id": rid, "argv": argv, "env": env, "cwd": cwd, "log": log})
+            request = json.dumps({"id": rid, "argv": argv, "env": env, "cwd": cwd, "log": log,
+                                  "sandbox": sandbox})
             try:
                 self._proc.stdin.write(request.encode() + b"\n")
                 self._proc.stdin.flush()

@@ -2,7 +2,8 @@
 
 jupyter_client starts each kernel in a session of its own, so its process group holds
 the kernel and every child it forks. A watchdog thread sums the group's resident memory
-and kills the group above the cap (``RLIMIT_AS`` would break torch, which reserves large
+(and, once that passes the cap, its proportional set size, so that forked children
+sharing the kernel's pages are not counted many times) and kills the group above the cap (``RLIMIT_AS`` would break torch, which reserves large
 virtual ranges). When the submission ends, the whole group is killed, so no ``sleep``
 or forked child outlives it. Every live group is registered, so an interrupted batch can
 end them all. (A child that calls ``setsid`` leaves the group; run the grader in a
@@ -54,14 +55,33 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def _rss(pid: int) -> int:
+    try:
+        return int(_read(f"/proc/{pid}/statm").split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0  # ended in between
+
+
+def _pss(pid: int) -> int:
+    try:
+        rollup = _read(f"/proc/{pid}/smaps_rollup")
+    except OSError:  # ending, or no smaps_rollup (Linux before 4.14): its RSS then
+        return _rss(pid)
+    for line in rollup.splitlines():
+        if line.startswith(b"Pss:"):
+            return int(line.split()[1]) * 1024
+    return _rss(pid)
+
+
 def group_rss_bytes(pgid: int) -> int:
-    total = 0
-    for pid in group_members(pgid):
-        try:
-            total += int(_read(f"/proc/{pid}/statm").split()[1]) * _PAGE
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
+    return sum(_rss(pid) for pid in group_members(pgid))
+
+
+def group_pss_bytes(pgid: int) -> int:
+    """The group's proportional set size: a page shared by n processes counts 1/n in
+    each. Forked children share the kernel's torch pages, so their resident sizes add
+    up to many times the memory really used. ~1 ms a process: read when RSS is high."""
+    return sum(_pss(pid) for pid in group_members(pgid))
 
 
 def kill_group(pgid: int) -> str | None:
@@ -96,9 +116,11 @@ class GroupGuard:
 
     def _watch(self) -> None:
         while not self._stop.wait(self.interval):
-            rss = group_rss_bytes(self.pgid)
-            self.peak_bytes = max(self.peak_bytes, rss)
-            if rss > self.limit:
+            used = group_rss_bytes(self.pgid)  # an upper bound, cheap
+            if used > self.limit:
+                used = group_pss_bytes(self.pgid)
+            self.peak_bytes = max(self.peak_bytes, used)
+            if used > self.limit:
                 self.memory_exceeded = True
                 self._kill()
                 return

@@ -24,7 +24,7 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import LocalProvisioner
 
-from grader import forkserver
+from grader import forkserver, sandbox
 from grader.spec import Execution
 
 
@@ -74,14 +74,18 @@ class ForkProvisioner(LocalProvisioner):
     ordinary way), and that ``kill`` returns once the kernel is gone."""
 
     server: forkserver.ForkServer | None = None
+    sandbox: dict | None = None  # the policy of grader.sandbox, when the kernel gets one
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         argv = _ipykernel_argv(cmd)
         log = getattr(kwargs.get("stdout"), "name", None)
         if self.server is None or argv is None or not isinstance(log, str):
+            if self.sandbox is not None:  # a cold kernel enters it before exec
+                cmd = [*sandbox.launcher(self.sandbox, str(kwargs["cwd"])), *cmd]
             return await super().launch_kernel(cmd, **kwargs)
         try:
-            self.process = self.server.spawn(argv=argv, env=kwargs["env"], cwd=str(kwargs["cwd"]), log=log)
+            self.process = self.server.spawn(argv=argv, env=kwargs["env"], cwd=str(kwargs["cwd"]),
+                                             log=log, sandbox=self.sandbox)
         except forkserver.ForkServerError as exc:
             self.log.warning("fork server: %s; starting the kernel from scratch", exc)
             return await super().launch_kernel(cmd, **kwargs)
@@ -157,13 +161,20 @@ def prestart(budget: Execution) -> None:
     forkserver.prestart(budget, env_for=kernel_env)
 
 
-def new_kernel_manager(*, budget: Execution) -> AsyncKernelManager:
-    """A manager for one submission's kernel, forked from the warm server when possible."""
+def new_kernel_manager(*, budget: Execution, workspace: Path) -> AsyncKernelManager:
+    """A manager for one submission's kernel, forked from the warm server when possible,
+    in its sandbox when there is one. Its connection file is in the workspace; in a
+    sandbox (no network) the channels are unix sockets there too (ZeroMQ ipc)."""
     km = AsyncKernelManager(kernel_spec_manager=ThisPython(), kernel_name="grader")
     km.client_factory = ReadyClient
     km.kernel_id = str(uuid.uuid4())
+    km.connection_file = str(workspace / "kernel.json")  # removed with the workspace
     provisioner = ForkProvisioner(kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km)
     provisioner.server = forkserver.server_for(budget, env_for=kernel_env)  # None: cold start
+    if sandbox.resolve(budget.sandbox).on:
+        km.transport = "ipc"
+        km.ip = str(workspace / "zmq")
+        provisioner.sandbox = sandbox.policy(workspace=workspace, budget=budget)
     km.provisioner = provisioner
     return km
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from grader import __version__
+from grader import __version__, sandbox
 from grader.answers import Question, collect_documents, find_answers
 from grader.checks import Outcome, get_check
 from grader.evidence import (CellFailure, Evidence, select_model_run, select_trained_run,
@@ -33,6 +33,7 @@ from grader.locate import Located, Planned, SubmissionError, locate, read_notebo
 from grader.report import CellError, CheckResult, ExecutionSummary, Report, Submission, Versions
 from grader.rubric import Rubric
 from grader.spec import Assignment
+from grader.tamper import signals as tamper_signals
 
 if TYPE_CHECKING:
     from grader.warm import WarmKernel
@@ -201,7 +202,8 @@ def score_item(*, item, outcome: Outcome, step: float = 0.01) -> CheckResult:
 
 
 def summarise_execution(
-    *, result: ExecutionResult, evidence: Evidence, located: Located, skipped: list[str] = ()
+    *, result: ExecutionResult, evidence: Evidence, located: Located, skipped: list[str] = (),
+    tamper: list[str] = (),
 ) -> ExecutionSummary:
     return ExecutionSummary(
         status=result.status,
@@ -222,6 +224,8 @@ def summarise_execution(
         output_truncated_cells=[c.index + 1 for c in result.cells if c.output_truncated],
         evidence_error=evidence.facts_error,
         peak_memory_mb=result.peak_memory_mb,
+        isolation=result.isolation,
+        tamper_signals=list(tamper),
     )
 
 
@@ -305,6 +309,8 @@ def grade_submission(
         skipped: list[str] = []
         work = prepare_workspace(located=located, assignment=assignment, workspace=workspace,
                                  skipped=skipped)
+        if warm is not None and sandbox.resolve(assignment.spec.execution.sandbox).on:
+            sandbox.hand_over(work)  # copied after the kernel started: make them its user's
         nonce = secrets.token_hex(16)
         facts_dir = workspace / f"facts-{nonce}"
         result = execute_notebook(
@@ -330,7 +336,7 @@ def grade_submission(
         max_score=rubric.max_score,
         checks=checks,
         execution=summarise_execution(result=result, evidence=evidence, located=located,
-                                      skipped=skipped),
+                                      skipped=skipped, tamper=tamper_signals(nb)),
         versions=versions(),
         timings={k: round(v, 3) for k, v in timings.items()},
         graded_at=_now(),

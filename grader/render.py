@@ -39,6 +39,8 @@ def gradebook_csv(
     for name, rep in reports.items():
         by_id = {c.id: c.score for c in rep.checks}
         review = [c.id for c in rep.checks if c.evidence.get("needs_review")]
+        if rep.execution.tamper_signals:
+            review.append("tamper_signals")
         overridden = [c.id for c in rep.checks if c.override is not None]
         writer.writerow([
             name, rep.submission.student or "", rep.submission.student_id or "",

@@ -57,6 +57,11 @@ class ExecutionSummary(Strict):
         None, description="Why the kernel-side evidence is missing, if it is."
     )
     peak_memory_mb: float | None = Field(None, description="Peak resident memory of the kernel group.")
+    tamper_signals: list[str] = Field(
+        default_factory=list, description="Code that reaches for the grader's records in the "
+        "kernel, by cell: for a TA to read, never a deduction.")
+    isolation: str = Field(
+        "none", description="The OS sandbox the kernel ran in (the mechanism), or 'none (why)'.")
 
 
 class Submission(Strict):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 
@@ -48,6 +49,15 @@ class Execution(Strict):
     memory_limit_mb: float = Field(
         3072, gt=0, description="Resident memory of the kernel and its children; above it the kernel is stopped."
     )
+    sandbox: Literal["auto", "require", "off"] = Field(
+        "auto", description="Run each kernel in an OS sandbox (Linux namespaces: no network, "
+        "only its own files and processes). auto: where the machine allows it, else with a "
+        "warning; require: refuse to grade without it; off: no sandbox (said in every report).",
+    )
+    max_processes: int = Field(
+        256, ge=8, description="Processes (and threads) the sandboxed kernel may have at once.")
+    max_open_files: int = Field(4096, ge=64, description="Open files per sandboxed process.")
+    max_file_mb: float = Field(2048, gt=0, description="Largest file a sandboxed kernel may write.")
 
 
 class Mutant(Strict):

@@ -60,8 +60,7 @@ def start_warm_kernel(*, budget: Execution) -> WarmKernel:
     work = workspace / "work"
     work.mkdir()
     log = (workspace / "kernel.log").open("wb")
-    km = new_kernel_manager(budget=budget)
-    km.connection_file = str(workspace / "kernel.json")  # removed with the workspace
+    km = new_kernel_manager(budget=budget, workspace=workspace)
     warm = WarmKernel(tmpdir, workspace, work, km, log)
 
     async def start() -> None:

@@ -39,7 +39,7 @@ _KERNEL_MODULES = [
     "ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger",
     "IPython.core.debugger", "IPython.core.completerlib", "IPython.core.oinspect",
     "IPython.extensions.storemagic", "sqlite3", "psutil", "tornado.queues",
-    "tornado.platform.asyncio",
+    "tornado.platform.asyncio", "grader.kernel.sandbox",
 ]
 
 
@@ -85,6 +85,10 @@ def _become_kernel(request: dict) -> None:
             os.close(fd)
         except OSError:
             pass
+    if request.get("sandbox"):  # before any student code, and before the kernel opens a socket
+        from grader.kernel.sandbox import enter
+
+        enter(request["sandbox"])  # returns in the sandboxed process only
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
