@@ -101,20 +101,20 @@ def _bind(source: str, root: str, *, writable: bool, recursive: bool = True) -> 
 
 def _build_root(policy: dict, root: str) -> None:
     _mount("none", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16m")
-    for path in policy["ro"]:
-        if os.path.lexists(path):
-            _bind(path, root, writable=False)
+    # the empty /tmp first: a Python environment (or the workspace) may live under /tmp
     for sub in ("tmp", "dev/shm"):
         os.makedirs(f"{root}/{sub}", exist_ok=True)
         _mount("none", f"{root}/{sub}", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=512m")
+    for path in policy["ro"]:
+        if os.path.lexists(path):
+            _bind(path, root, writable=False)
     for name in DEVICES:
         if os.path.exists(f"/dev/{name}"):
             _bind(f"/dev/{name}", root, writable=True)
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         os.symlink(target, f"{root}/dev/{name}")
-    # after /tmp, where it usually lives; not recursive: the new root, mounted inside the
-    # workspace, is not in it
+    # not recursive: the new root, mounted inside the workspace, is not in it
     _bind(policy["workspace"], root, writable=True, recursive=False)
     os.makedirs(f"{root}/proc", exist_ok=True)
     os.makedirs(f"{root}/.old", exist_ok=True)
