@@ -48,16 +48,16 @@ SANDBOX_PYTHON ?= /usr/bin/python3
 SANDBOX_VENV := /home/$(SANDBOX_USER)/venv
 sandbox-user: setup
 	id -u $(SANDBOX_USER) >/dev/null 2>&1 || useradd --create-home --shell /bin/sh $(SANDBOX_USER)
-	test -e $(SANDBOX_VENV)/.installed || { \
-	  $(BIN)/python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-	    x = p['optional-dependencies']; print('\n'.join(p['dependencies'] + x['notebooks'] + x['test']))" \
-	    > /tmp/grader-sandbox-requirements.txt && \
+	$(BIN)/python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+	  x = p['optional-dependencies']; print('\n'.join(p['dependencies'] + x['notebooks'] + x['test']))" \
+	  > /tmp/grader-sandbox-requirements.txt
+	cmp -s /tmp/grader-sandbox-requirements.txt $(SANDBOX_VENV)/.installed || { \
 	  runuser -u $(SANDBOX_USER) -- $(SANDBOX_PYTHON) -m venv $(SANDBOX_VENV) && \
 	  runuser -u $(SANDBOX_USER) -- env $$(env | grep '^PIP_' | xargs) $(SANDBOX_VENV)/bin/pip install -q \
 	    --retries 1 --extra-index-url $(TORCH_INDEX) torch==$(TORCH_VERSION) && \
 	  runuser -u $(SANDBOX_USER) -- env $$(env | grep '^PIP_' | xargs) $(SANDBOX_VENV)/bin/pip install -q \
 	    -r /tmp/grader-sandbox-requirements.txt && \
-	  runuser -u $(SANDBOX_USER) -- touch $(SANDBOX_VENV)/.installed; }
+	  cp /tmp/grader-sandbox-requirements.txt $(SANDBOX_VENV)/.installed; }
 
 clean:
 	rm -rf $(VENV) reports benchmarks/results

@@ -207,6 +207,7 @@ def grade(
     force: bool = False,
     prewarm: bool = True,
     name_pattern: str | None = None,
+    cluster: str | None = None,
     on_report: Callable[[str, Report], None] | None = None,
     on_warning: Callable[[str], None] | None = None,
 ) -> dict[str, Report]:
@@ -215,7 +216,9 @@ def grade(
     TA overrides (the given file, else ``<out>/overrides.toml``) are applied to each.
     With ``prewarm`` and a core to spare (jobs < cores), each worker starts its next kernel
     while it grades. Files of a flat folder (an LMS export) are grouped per student, with
-    ``name_pattern`` (else the spec's) or the Canvas and Moodle file names."""
+    ``name_pattern`` (else the spec's) or the Canvas and Moodle file names. With
+    ``cluster`` (a Dask scheduler's address) the submissions are graded on its workers,
+    as many at once as they have kernel slots; everything else stays here."""
     planned, warnings = plan_submissions(
         paths, name_pattern=name_pattern or grading.assignment.spec.name_pattern)
     for warning in warnings:
@@ -224,15 +227,27 @@ def grade(
     names = unique_names(planned)
     isolation_for(grading, on_warning=on_warning)
     with out_lock(out_dir):
-        return _grade_batch(planned=planned, names=names, grading=grading, out_dir=out_dir,
-                            jobs=jobs, overrides=overrides, force=force, prewarm=prewarm,
-                            on_report=on_report, on_warning=on_warning)
+        remote = None
+        if cluster:
+            from grader.cluster import Cluster
+
+            remote = Cluster(cluster, grading=grading)  # ClusterUnavailable: nothing graded
+            if remote.warning and on_warning:
+                on_warning(remote.warning)
+        try:
+            return _grade_batch(planned=planned, names=names, grading=grading, out_dir=out_dir,
+                                jobs=remote.slots if remote else jobs, overrides=overrides,
+                                force=force, prewarm=prewarm and remote is None, remote=remote,
+                                on_report=on_report, on_warning=on_warning)
+        finally:
+            if remote is not None:
+                remote.close()
 
 
 def _grade_batch(*, planned: list[Planned], names: list[str], grading: Grading,
                  out_dir: Path | None, jobs: int, overrides: Path | None, force: bool,
                  prewarm: bool, on_report: Callable[[str, Report], None] | None,
-                 on_warning: Callable[[str], None] | None) -> dict[str, Report]:
+                 on_warning: Callable[[str], None] | None, remote=None) -> dict[str, Report]:
     reports: dict[str, Report] = {}
     in_force = resolve_overrides(given=overrides, out_dir=out_dir)
     entries = load_overrides(in_force, rubric=grading.rubric) if in_force else []
@@ -262,10 +277,13 @@ def _grade_batch(*, planned: list[Planned], names: list[str], grading: Grading,
             if previous is not None:
                 return name, apply_overrides(previous, name, entries)
         try:
-            report = grade_submission(
-                path=path, assignment=grading.assignment, rubric=grading.rubric,
-                params=grading.params, kernels=kernels if use_warm else None, planned=plan,
-            )
+            if remote is not None:
+                report = remote.grade(plan)
+            else:
+                report = grade_submission(
+                    path=path, assignment=grading.assignment, rubric=grading.rubric,
+                    params=grading.params, kernels=kernels if use_warm else None, planned=plan,
+                )
         except Exception as exc:  # a grader bug must cost one report, not the batch
             report = internal_error_report(path=path, grading=grading, exc=exc)
         report = apply_overrides(report, name, entries)
@@ -292,6 +310,8 @@ def _grade_batch(*, planned: list[Planned], names: list[str], grading: Grading,
         # No report for what was cut short, no kernel left running; finished reports stay.
         interrupted.set()
         pool.shutdown(wait=False, cancel_futures=True)
+        if remote is not None:
+            remote.cancel()  # the cluster's tasks too: nothing keeps running for this batch
         kill_all_kernels()
         raise
     finally:

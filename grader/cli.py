@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
                         "optionally (?P<student_id>...), (?P<original>...); Canvas and Moodle "
                         "names are read without it (default: the spec's name_pattern)")
 
+    g.add_argument("--cluster", default=os.environ.get("DASK_SCHEDULER_ADDRESS"), metavar="ADDRESS",
+                   help="grade on the workers of this Dask scheduler (tcp://HOST:8786; default: "
+                        "$DASK_SCHEDULER_ADDRESS); --jobs is then the workers' kernel slots")
     _sandbox_option(g)
 
     c = sub.add_parser("check", help="the student view: which checks pass, with hints")
@@ -128,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=False, highlight=False)
     err = Console(stderr=True, highlight=False)
     from grader.api import OutBusy
+    from grader.cluster import ClusterUnavailable
     from grader.sandbox import SandboxUnavailable
     from grader.spec import ConfigError
 
@@ -136,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         err.print(f"[bold red]configuration error:[/] {escape(str(exc))}", soft_wrap=True)
         return EXIT_USAGE
-    except (OutBusy, SandboxUnavailable) as exc:
+    except (OutBusy, SandboxUnavailable, ClusterUnavailable) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -191,7 +195,7 @@ def _cmd_grade(args, console: Console) -> int:
 
         reports = grade(paths=args.paths, grading=grading, out_dir=args.out,
                         jobs=args.jobs, overrides=args.overrides, force=args.force,
-                        name_pattern=args.name_pattern, on_report=done,
+                        name_pattern=args.name_pattern, cluster=args.cluster, on_report=done,
                         on_warning=lambda text: err.print(f"[yellow]warning:[/] {escape(text)}"))
     if args.format:
         _write_formats(reports, args, console)
@@ -310,14 +314,20 @@ def _cmd_checks(args, console: Console) -> int:
     return EXIT_OK
 
 
+def _graded_folder(out: Path, err: Console) -> bool:
+    """OUT must be a folder `grader grade` wrote into; say so when it is not."""
+    if not out.is_dir():
+        err.print(f"[bold red]usage error:[/] {escape(str(out))}: no such folder; give the "
+                  "folder `grader grade -o` wrote into")
+    return out.is_dir()
+
+
 def _cmd_gradebook(args, console: Console) -> int:
     from grader.api import export_gradebook, load_grading, write_atomic
 
     grading = load_grading(assignment=args.assignment)
     err = Console(stderr=True, highlight=False)
-    if not args.out.is_dir():
-        err.print(f"[bold red]usage error:[/] {escape(str(args.out))}: no such folder; give the "
-                  "folder `grader grade -o` wrote into")
+    if not _graded_folder(args.out, err):
         return EXIT_USAGE
     text, warnings = export_gradebook(out_dir=args.out, grading=grading, fmt=args.format,
                                       column=args.column)
@@ -337,9 +347,7 @@ def _cmd_calibrate(args, console: Console) -> int:
 
     grading = load_grading(assignment=args.assignment)
     err = Console(stderr=True, highlight=False)
-    if not args.out.is_dir():
-        err.print(f"[bold red]usage error:[/] {escape(str(args.out))}: no such folder; give the "
-                  "folder `grader grade -o` wrote into")
+    if not _graded_folder(args.out, err):
         return EXIT_USAGE
     try:
         cal, skipped = calibrate_written(out_dir=args.out, grading=grading, overrides=args.overrides,

@@ -70,14 +70,10 @@ class LoaderPass(Strict):
 class Facts(Strict):
     schema_version: int
     nonce: str
-    torch_version: str
-    python_version: str
     notes: list[str]
     runs: list[RunFacts]
     loader_passes: list[LoaderPass] = Field(default_factory=list)
-    steps_recorded_limit: int | None = Field(None, description="Steps recorded per run at most.")
     rows_recorded_limit: int | None = Field(None, description="Distinct input rows kept at most.")
-    pending_forwards_after_last_step: int = 0
 
 
 class FactsError(Exception):

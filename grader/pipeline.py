@@ -38,8 +38,8 @@ from grader.tamper import signals as tamper_signals
 if TYPE_CHECKING:
     from grader.warm import WarmKernel
 
-_SKIP_DIRS = {".git", ".ipynb_checkpoints", "__pycache__", ".github", "node_modules", ".venv"}
-_MAX_COPY_BYTES = 200 * 1024 * 1024
+SKIP_DIRS = {".git", ".ipynb_checkpoints", "__pycache__", ".github", "node_modules", ".venv"}
+MAX_COPY_BYTES = 200 * 1024 * 1024
 
 
 def warm_host_torch() -> None:
@@ -77,7 +77,7 @@ def prepare_workspace(
     left out because the copy budget ran out are named in ``skipped``."""
     work = workspace / "work"
     work.mkdir(exist_ok=True)  # a warm kernel's workspace has it already
-    budget = _MAX_COPY_BYTES
+    budget = MAX_COPY_BYTES
     if located.files:  # a flat folder's submission: its own files, under their own names
         for src, name in located.files:
             if src.is_symlink() or not src.is_file():
@@ -93,7 +93,7 @@ def prepare_workspace(
         root = located.root
     for src in sorted(root.rglob("*")) if root is not None else ():
         rel = src.relative_to(root)
-        if any(part in _SKIP_DIRS for part in rel.parts) or src.is_symlink() or not src.is_file():
+        if any(part in SKIP_DIRS for part in rel.parts) or src.is_symlink() or not src.is_file():
             continue
         size = src.stat().st_size
         if size > budget:
@@ -217,7 +217,7 @@ def summarise_execution(
             if c.status in ("error", "timeout")
         ],
         warnings=[w for w in (located.note, located.answers_note) if w]
-        + ([f"not copied into the workspace (over the {_MAX_COPY_BYTES // 2**20} MB copy "
+        + ([f"not copied into the workspace (over the {MAX_COPY_BYTES // 2**20} MB copy "
             f"budget): {', '.join(skipped[:10])}"] if skipped else [])
         + list(result.warnings)
         + (list(evidence.facts.notes) if evidence.facts else []),

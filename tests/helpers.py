@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from grader.evidence import Evidence, ParamTally
@@ -27,7 +33,7 @@ def run(*, steps_samples=None, losses=None, final_ops=(), inner=None, unique_row
 
 
 def facts(*runs: RunFacts, notes=()) -> Facts:
-    return Facts(schema_version=1, nonce="n", torch_version="2", python_version="3.11",
+    return Facts(schema_version=1, nonce="n",
                  notes=list(notes), runs=list(runs))
 
 
@@ -73,3 +79,44 @@ def tight_grading(base: Path, *, cell_timeout: int, deadline: int):
     shutil.copy(ROOT / "rubrics" / "01-very-basics.toml", base / "rubrics")
     shutil.copytree(ROOT / "student_template", base / "student_template")
     return load_grading(assignment=folder)
+
+
+class LocalCluster:
+    """``dask scheduler`` and ``dask worker`` processes on 127.0.0.1, as a user would start
+    them: each worker one core, one thread and one ``kernel`` slot, no nanny (a killed
+    worker stays dead); the scheduler tries a task on two workers at most."""
+
+    def __init__(self, folder: Path, workers: int = 2) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        sched_file = folder / "scheduler.json"
+        env = dict(os.environ, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1")
+        log = (folder / "scheduler.log").open("wb")
+        self.scheduler = subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+             "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file)],
+            stdout=log, stderr=log, env=env)
+        deadline = time.monotonic() + 60
+        while not sched_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.address = json.loads(sched_file.read_text())["address"]
+        self.workers = [
+            subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", self.address,
+                              "--nthreads", "1", "--resources", "kernel=1", "--no-nanny",
+                              "--no-dashboard", "--local-directory", str(folder / f"w{i}")],
+                             stdout=(folder / f"worker{i}.log").open("wb"), stderr=subprocess.STDOUT)
+            for i in range(workers)
+        ]
+        from distributed import Client
+
+        with Client(self.address, timeout="30s") as client:
+            client.wait_for_workers(workers, timeout=120)
+
+    def close(self) -> None:
+        for proc in [*self.workers, self.scheduler]:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in [*self.workers, self.scheduler]:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()

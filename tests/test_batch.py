@@ -133,7 +133,7 @@ def test_files_over_the_copy_budget_are_named(tmp_path, grading, monkeypatch):
     sub.mkdir()
     (sub / "XOR.ipynb").write_text("{}")
     (sub / "weights.bin").write_bytes(b"x" * 5000)
-    monkeypatch.setattr(pipeline, "_MAX_COPY_BYTES", 1000)
+    monkeypatch.setattr(pipeline, "MAX_COPY_BYTES", 1000)
     skipped: list[str] = []
     work = pipeline.prepare_workspace(located=Located(sub, sub / "XOR.ipynb"),
                                       assignment=grading.assignment, workspace=tmp_path,

@@ -63,10 +63,11 @@ def test_in_jupyter_the_template_grades_as_grader_grade_does(tmp_path, grading, 
 
 
 def test_in_vs_code_the_notebook_file_comes_from_its_variable(tmp_path, grading, monkeypatch):
+    """And through the magic: %load_ext grader, then %grader_check."""
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     path = tmp_path / "vscode.ipynb"
     nb = small_notebook(f"__vsc_ipynb_file__ = {str(path)!r}  # VS Code sets this",
-                        "import grader\nr = grader.self_check()\nprint('SCORE', r.score, r.max_score)")
+                        "%load_ext grader\nr = %grader_check\nprint('SCORE', r.score, r.max_score)")
     nbformat.write(nb, path)
     shown = text_of(run_in_editor(nb, tmp_path))
     assert "(VS Code)" in shown and "<table class='grader-self-check'>" in shown

@@ -19,7 +19,6 @@ import json
 import math
 import os
 import random
-import sys
 import weakref
 import zlib
 from typing import TYPE_CHECKING
@@ -446,14 +445,10 @@ class Recorder:
         facts = {
             "schema_version": FACTS_SCHEMA_VERSION,
             "nonce": nonce,
-            "torch_version": torch.__version__,
-            "python_version": sys.version.split()[0],
             "notes": self.notes,
             "runs": runs,
             "loader_passes": self.passes,
-            "steps_recorded_limit": self.max_steps,
             "rows_recorded_limit": self.max_rows,
-            "pending_forwards_after_last_step": sum(1 for f in self.pending if f.used),
         }
         tmp = os.path.join(out_dir, "facts.json.tmp")
         with open(tmp, "w", encoding="utf-8") as fh:

@@ -1,0 +1,234 @@
+"""Grade a batch on an existing Dask cluster: ``grader grade … --cluster tcp://HOST:8786``.
+
+No scheduler of our own: SLURM (dask-jobqueue), Kubernetes (dask-kubernetes) or
+``dask scheduler`` / ``dask worker`` by hand all give an address. The client plans the
+batch, keeps resume, overrides, the gradebook and the progress bar, and is the only one
+that writes into OUT. Each task is one submission, carried as JSON (its files, capped as
+locally, and the assignment's spec, data, answer template and rubric), so that workers
+need no shared filesystem; a worker grades it exactly as ``grader grade`` does — the
+kernel reports facts, the worker's host-side checks make the verdicts, in the sandbox
+and budgets of the spec — and returns the report as JSON.
+
+Workers should be started with ``--resources kernel=N`` (N = their cores) and
+``--nthreads N``: every task asks for one ``kernel``, so Dask never runs two kernels on
+one core. A worker keeps its fork server warm across tasks (``WarmForkServer``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from grader.lms import Owner
+from grader.locate import Planned
+from grader.pipeline import MAX_COPY_BYTES, SKIP_DIRS, error_report
+from grader.report import Report
+
+RESOURCE = "kernel"
+
+
+class ClusterUnavailable(Exception):
+    """No Dask here, or no scheduler at the address; the message says which and the fix."""
+
+
+# -- what a task carries ----------------------------------------------------------------
+def _b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _folder_files(folder: Path) -> dict[str, str]:
+    files, budget = {}, MAX_COPY_BYTES  # the same budget as a local workspace
+    for src in sorted(folder.rglob("*")):
+        rel = src.relative_to(folder)
+        if any(part in SKIP_DIRS for part in rel.parts) or src.is_symlink() or not src.is_file():
+            continue
+        size = src.stat().st_size
+        if size > budget:
+            continue  # over the budget: the worker's report names what is missing, as locally
+        budget -= size
+        files[rel.as_posix()] = _b64(src)
+    return files
+
+
+def pack_submission(plan: Planned) -> dict[str, Any]:
+    """The submission as JSON: its own files, under the names it will be graded by."""
+    path = plan.path.resolve()
+    owner = asdict(plan.owner) if plan.owner else None
+    if plan.files:  # one student's files of a flat LMS export
+        return {"kind": "files", "folder": path.parent.name, "notebook": path.name, "owner": owner,
+                "files": [[src.name, name, _b64(src)] for src, name in plan.files]}
+    if path.is_dir():
+        return {"kind": "folder", "folder": path.name or "submission", "owner": owner,
+                "files": _folder_files(path)}
+    return {"kind": "notebook", "folder": path.parent.name or "submission", "notebook": path.name,
+            "owner": owner, "files": _folder_files(path.parent)}
+
+
+def unpack_submission(packed: dict[str, Any], into: Path) -> Planned:
+    """The submission written under ``into``, as a plan the pipeline grades."""
+    folder = into / packed["folder"]
+    folder.mkdir(parents=True)
+    owner = Owner(**packed["owner"]) if packed.get("owner") else None
+    if packed["kind"] == "files":
+        members = []
+        for stored, name, data in packed["files"]:
+            target = folder / stored
+            target.write_bytes(base64.b64decode(data))
+            members.append((target, name))
+        return Planned(folder / packed["notebook"], tuple(members), owner)
+    for rel, data in packed["files"].items():
+        target = folder / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(base64.b64decode(data))
+    path = folder if packed["kind"] == "folder" else folder / packed["notebook"]
+    return Planned(path, (), owner)
+
+
+def pack_assignment(grading) -> dict[str, Any]:
+    """What a worker needs of the assignment: the spec, its data files, the answers'
+    template and the rubric, relative to their common folder, and the execution settings
+    in force (``--sandbox`` included). Not the solution nor the mutants."""
+    a = grading.assignment
+    wanted = [a.root / "assignment.toml", a.rubric_path,
+              *(a.path(name) for name in a.spec.data)]
+    if a.spec.answers.template:
+        wanted.append(a.path(a.spec.answers.template))
+    wanted = [p.resolve() for p in wanted if p.is_file()]
+    base = Path(os.path.commonpath([str(p.parent) for p in wanted] + [str(a.root.resolve())]))
+    return {"root": a.root.resolve().relative_to(base).as_posix(),
+            "files": {p.relative_to(base).as_posix(): _b64(p) for p in wanted},
+            "execution": a.spec.execution.model_dump()}
+
+
+# -- on the worker ---------------------------------------------------------------------
+_gradings: dict[str, Any] = {}
+_gradings_lock = threading.Lock()
+
+
+def _grading_for(packed: dict[str, Any]):
+    """The assignment, unpacked and loaded once per worker process (keyed by content)."""
+    from grader.api import Grading, load_grading
+
+    key = hashlib.sha256(json.dumps(packed, sort_keys=True).encode()).hexdigest()
+    with _gradings_lock:
+        if key not in _gradings:
+            base = Path(tempfile.mkdtemp(prefix="grader-assignment-"))
+            for rel, data in packed["files"].items():
+                (base / rel).parent.mkdir(parents=True, exist_ok=True)
+                (base / rel).write_bytes(base64.b64decode(data))
+            loaded = load_grading(assignment=base / packed["root"])
+            spec = loaded.assignment.spec
+            loaded.assignment.spec = spec.model_copy(
+                update={"execution": spec.execution.model_validate(packed["execution"])})
+            _gradings[key] = Grading(loaded.assignment, loaded.rubric, loaded.params)
+        return _gradings[key]
+
+
+def grade_task(task: str) -> str:
+    """Run on a worker: one submission (JSON in) to its report (JSON out)."""
+    from grader.pipeline import grade_submission
+
+    data = json.loads(task)
+    grading = _grading_for(data["assignment"])
+    tmp = Path(tempfile.mkdtemp(prefix="grader-task-"))
+    try:
+        plan = unpack_submission(data["submission"], tmp)
+        report = grade_submission(path=plan.path, assignment=grading.assignment,
+                                  rubric=grading.rubric, params=grading.params, planned=plan)
+        return report.model_dump_json()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class WarmForkServer:
+    """A worker plugin: start the fork server as the worker starts, so that the first
+    task's kernel is forked, not started, and every later one too."""
+
+    name = "grader-fork-server"
+
+    def __init__(self, execution: dict[str, Any]) -> None:
+        self.execution = execution
+
+    def setup(self, worker: Any = None) -> None:
+        from grader.kernels import prestart
+        from grader.spec import Execution
+
+        prestart(Execution.model_validate(self.execution))
+
+    def teardown(self, worker: Any = None) -> None:
+        pass
+
+
+# -- on the client ---------------------------------------------------------------------
+class Cluster:
+    """A connection to the scheduler, and the tasks it runs for one batch."""
+
+    def __init__(self, address: str, *, grading, timeout: float = 5.0) -> None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ClusterUnavailable(
+                "--cluster needs Dask: pip install 'nbtorch-grader[dask]'") from None
+        try:
+            self.client = Client(address, timeout=f"{timeout}s", set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ClusterUnavailable(f"no Dask scheduler answered at {address} within "
+                                     f"{timeout:g} s ({type(exc).__name__}: {exc}); check the "
+                                     "address and that the scheduler is running") from None
+        self.grading = grading
+        self.assignment = pack_assignment(grading)
+        self._futures: set = set()
+        self._lock = threading.Lock()
+        self.warning: str | None = None
+        workers = self.client.scheduler_info().get("workers", {}).values()
+        slots = sum(int(w.get("resources", {}).get(RESOURCE, 0)) for w in workers)
+        self.resources = {RESOURCE: 1} if slots else None
+        if not slots:
+            slots = sum(int(w.get("nthreads", 1)) for w in workers)
+            self.warning = (f"no worker declares the '{RESOURCE}' resource: tasks may share a "
+                            f"core; start workers with --resources {RESOURCE}=N --nthreads N")
+        self.slots = max(slots, 1)
+        try:
+            self.client.register_plugin(WarmForkServer(self.assignment["execution"]),
+                                        name=WarmForkServer.name)
+        except Exception as exc:  # an old scheduler: kernels then start when the first task runs
+            self.warning = f"fork servers not pre-started on the workers: {exc}"
+
+    def grade(self, plan: Planned) -> Report:
+        """Blocking: grade one submission on the cluster (called from a client thread)."""
+        task = json.dumps({"assignment": self.assignment, "submission": pack_submission(plan)})
+        future = self.client.submit(grade_task, task, resources=self.resources, pure=False)
+        with self._lock:
+            self._futures.add(future)
+        from distributed import KilledWorker
+
+        try:
+            report = Report.model_validate_json(future.result())
+        except KilledWorker as exc:  # the scheduler gave up: every worker it tried died
+            g = self.grading
+            return error_report(assignment=g.assignment, rubric=g.rubric, params=g.params,
+                                path=plan.path, reason=f"the Dask workers grading it died ({exc}): "
+                                "killed, or out of memory; it was tried on another worker first")
+        finally:
+            with self._lock:
+                self._futures.discard(future)
+        # the worker saw its own copy: the report names the submission as the client has it
+        sub = report.submission.model_copy(update={"path": str(plan.path)})
+        return report.model_copy(update={"submission": sub})
+
+    def cancel(self) -> None:
+        with self._lock:
+            futures = list(self._futures)
+        if futures:
+            self.client.cancel(futures, force=True)
+
+    def close(self) -> None:
+        self.client.close()
