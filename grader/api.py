@@ -225,7 +225,8 @@ def grade(
         if on_warning:
             on_warning(warning)
     names = unique_names(planned)
-    isolation_for(grading, on_warning=on_warning)
+    if not cluster:  # on a cluster, the workers' own machines decide
+        isolation_for(grading, on_warning=on_warning)
     with out_lock(out_dir):
         remote = None
         if cluster:

@@ -56,7 +56,6 @@ class Calibration:
     agreement_before: Agreement
     agreement_after: Agreement  # cross-validated
     samples: int
-    skipped: list[str]
 
 
 def samples_from(reports: dict[str, Report], overrides: list[OverrideEntry], *,
@@ -91,10 +90,11 @@ def _agreement(pred: list[float], samples: list[Sample]) -> Agreement:
 
 
 def _points(weights, x, samples: list[Sample], step: float):
-    """What the written_answer check would award with these weights (clipped, rounded)."""
+    """What the written_answer check would award with these weights (clipped, rounded);
+    ``x`` holds the signals with the outside-README factor applied already."""
     import numpy as np
 
-    frac = np.clip(x @ weights, 0.0, 1.0) * np.array([s.factor for s in samples])
+    frac = np.clip(x @ weights, 0.0, 1.0)
     pts = np.array([s.max_points for s in samples]) * frac
     return list(np.round(pts / step) * step)
 
@@ -137,11 +137,18 @@ def calibrate(samples: list[Sample], *, current: dict[str, float], alpha: float 
         pred[test] = _points(w, x[test], [samples[i] for i in test], step)
     fitted = _fit(x, y, prior, alpha)
     after = dict(current) | {n: round(float(v), 4) for n, v in zip(names, fitted)}
+    from grader.checks.written import Weights
+
+    try:
+        Weights(**after)
+    except ValueError as exc:
+        raise CalibrationError(f"the fitted weights cannot be used ({exc}); the overrides may "
+                               "contradict each other: raise --alpha to stay nearer the rubric") from None
     return Calibration(
         signals=names, before=dict(current), after=after,
         agreement_before=_agreement([s.auto_points for s in samples], samples),
         agreement_after=_agreement(list(pred), samples),
-        samples=len(samples), skipped=[],
+        samples=len(samples),
     )
 
 

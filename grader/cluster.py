@@ -11,17 +11,15 @@ and budgets of the spec — and returns the report as JSON.
 
 Workers should be started with ``--resources kernel=N`` (N = their cores) and
 ``--nthreads N``: every task asks for one ``kernel``, so Dask never runs two kernels on
-one core. A worker keeps its fork server warm across tasks (``WarmForkServer``).
+one core. A worker keeps its fork server warm across tasks. What runs on the workers is
+in ``grader.cluster_worker``.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
-import shutil
-import tempfile
 import threading
 from dataclasses import asdict
 from pathlib import Path
@@ -44,7 +42,7 @@ def _b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def _folder_files(folder: Path) -> dict[str, str]:
+def _folder_files(folder: Path, skipped: list[str]) -> dict[str, str]:
     files, budget = {}, MAX_COPY_BYTES  # the same budget as a local workspace
     for src in sorted(folder.rglob("*")):
         rel = src.relative_to(folder)
@@ -52,7 +50,8 @@ def _folder_files(folder: Path) -> dict[str, str]:
             continue
         size = src.stat().st_size
         if size > budget:
-            continue  # over the budget: the worker's report names what is missing, as locally
+            skipped.append(rel.as_posix())  # named in the report by the worker, as locally
+            continue
         budget -= size
         files[rel.as_posix()] = _b64(src)
     return files
@@ -65,11 +64,12 @@ def pack_submission(plan: Planned) -> dict[str, Any]:
     if plan.files:  # one student's files of a flat LMS export
         return {"kind": "files", "folder": path.parent.name, "notebook": path.name, "owner": owner,
                 "files": [[src.name, name, _b64(src)] for src, name in plan.files]}
+    skipped: list[str] = []
     if path.is_dir():
         return {"kind": "folder", "folder": path.name or "submission", "owner": owner,
-                "files": _folder_files(path)}
+                "files": _folder_files(path, skipped), "skipped": skipped}
     return {"kind": "notebook", "folder": path.parent.name or "submission", "notebook": path.name,
-            "owner": owner, "files": _folder_files(path.parent)}
+            "owner": owner, "files": _folder_files(path.parent, skipped), "skipped": skipped}
 
 
 def unpack_submission(packed: dict[str, Any], into: Path) -> Planned:
@@ -108,65 +108,6 @@ def pack_assignment(grading) -> dict[str, Any]:
             "execution": a.spec.execution.model_dump()}
 
 
-# -- on the worker ---------------------------------------------------------------------
-_gradings: dict[str, Any] = {}
-_gradings_lock = threading.Lock()
-
-
-def _grading_for(packed: dict[str, Any]):
-    """The assignment, unpacked and loaded once per worker process (keyed by content)."""
-    from grader.api import Grading, load_grading
-
-    key = hashlib.sha256(json.dumps(packed, sort_keys=True).encode()).hexdigest()
-    with _gradings_lock:
-        if key not in _gradings:
-            base = Path(tempfile.mkdtemp(prefix="grader-assignment-"))
-            for rel, data in packed["files"].items():
-                (base / rel).parent.mkdir(parents=True, exist_ok=True)
-                (base / rel).write_bytes(base64.b64decode(data))
-            loaded = load_grading(assignment=base / packed["root"])
-            spec = loaded.assignment.spec
-            loaded.assignment.spec = spec.model_copy(
-                update={"execution": spec.execution.model_validate(packed["execution"])})
-            _gradings[key] = Grading(loaded.assignment, loaded.rubric, loaded.params)
-        return _gradings[key]
-
-
-def grade_task(task: str) -> str:
-    """Run on a worker: one submission (JSON in) to its report (JSON out)."""
-    from grader.pipeline import grade_submission
-
-    data = json.loads(task)
-    grading = _grading_for(data["assignment"])
-    tmp = Path(tempfile.mkdtemp(prefix="grader-task-"))
-    try:
-        plan = unpack_submission(data["submission"], tmp)
-        report = grade_submission(path=plan.path, assignment=grading.assignment,
-                                  rubric=grading.rubric, params=grading.params, planned=plan)
-        return report.model_dump_json()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-class WarmForkServer:
-    """A worker plugin: start the fork server as the worker starts, so that the first
-    task's kernel is forked, not started, and every later one too."""
-
-    name = "grader-fork-server"
-
-    def __init__(self, execution: dict[str, Any]) -> None:
-        self.execution = execution
-
-    def setup(self, worker: Any = None) -> None:
-        from grader.kernels import prestart
-        from grader.spec import Execution
-
-        prestart(Execution.model_validate(self.execution))
-
-    def teardown(self, worker: Any = None) -> None:
-        pass
-
-
 # -- on the client ---------------------------------------------------------------------
 class Cluster:
     """A connection to the scheduler, and the tasks it runs for one batch."""
@@ -183,6 +124,13 @@ class Cluster:
             raise ClusterUnavailable(f"no Dask scheduler answered at {address} within "
                                      f"{timeout:g} s ({type(exc).__name__}: {exc}); check the "
                                      "address and that the scheduler is running") from None
+        try:
+            self._connected(grading)
+        except BaseException:
+            self.client.close()
+            raise
+
+    def _connected(self, grading) -> None:
         self.grading = grading
         self.assignment = pack_assignment(grading)
         self._futures: set = set()
@@ -197,6 +145,8 @@ class Cluster:
                             f"core; start workers with --resources {RESOURCE}=N --nthreads N")
         self.slots = max(slots, 1)
         try:
+            from grader.cluster_worker import WarmForkServer
+
             self.client.register_plugin(WarmForkServer(self.assignment["execution"]),
                                         name=WarmForkServer.name)
         except Exception as exc:  # an old scheduler: kernels then start when the first task runs
@@ -204,6 +154,8 @@ class Cluster:
 
     def grade(self, plan: Planned) -> Report:
         """Blocking: grade one submission on the cluster (called from a client thread)."""
+        from grader.cluster_worker import grade_task
+
         task = json.dumps({"assignment": self.assignment, "submission": pack_submission(plan)})
         future = self.client.submit(grade_task, task, resources=self.resources, pure=False)
         with self._lock:

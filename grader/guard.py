@@ -115,15 +115,20 @@ class GroupGuard:
         self._thread.start()
 
     def _watch(self) -> None:
+        # RSS every tick: cheap, and an upper bound. PSS (shared pages counted once: forked
+        # children and the sandbox's helper processes share the kernel's) decides the cap,
+        # and is the peak reported, sampled once a second.
+        tick = 0
         while not self._stop.wait(self.interval):
-            used = group_rss_bytes(self.pgid)  # an upper bound, cheap
-            if used > self.limit:
+            tick += 1
+            rss = group_rss_bytes(self.pgid)
+            if rss > self.limit or tick % 4 == 1:
                 used = group_pss_bytes(self.pgid)
-            self.peak_bytes = max(self.peak_bytes, used)
-            if used > self.limit:
-                self.memory_exceeded = True
-                self._kill()
-                return
+                self.peak_bytes = max(self.peak_bytes, used)
+                if used > self.limit:
+                    self.memory_exceeded = True
+                    self._kill()
+                    return
 
     def _kill(self) -> None:
         refused = kill_group(self.pgid)

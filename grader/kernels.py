@@ -80,18 +80,21 @@ class ForkProvisioner(LocalProvisioner):
         argv = _ipykernel_argv(cmd)
         log = getattr(kwargs.get("stdout"), "name", None)
         if self.server is None or argv is None or not isinstance(log, str):
-            if self.sandbox is not None:  # a cold kernel enters it before exec
-                cmd = [*sandbox.launcher(self.sandbox, str(kwargs["cwd"])), *cmd]
-            return await super().launch_kernel(cmd, **kwargs)
+            return await self._launch_cold(cmd, **kwargs)
         try:
             self.process = self.server.spawn(argv=argv, env=kwargs["env"], cwd=str(kwargs["cwd"]),
                                              log=log, sandbox=self.sandbox)
         except forkserver.ForkServerError as exc:
             self.log.warning("fork server: %s; starting the kernel from scratch", exc)
-            return await super().launch_kernel(cmd, **kwargs)
+            return await self._launch_cold(cmd, **kwargs)
         self.pid = self.pgid = self.process.pid  # the kernel called setsid()
         self.cwd = kwargs.get("cwd")
         return self.connection_info
+
+    async def _launch_cold(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        if self.sandbox is not None:  # never without it: a cold kernel enters it before exec
+            cmd = [*sandbox.launcher(self.sandbox, str(kwargs["cwd"])), *cmd]
+        return await super().launch_kernel(cmd, **kwargs)
 
     async def kill(self, restart: bool = False) -> None:
         # The manager then polls "is it alive?" every 0.1 s; a SIGKILLed kernel is gone

@@ -21,7 +21,11 @@ from pathlib import Path
 from grader.spec import Execution
 
 MECHANISM = "linux namespaces (user, mount, pid, net, ipc, uts)"
-SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/sys")
+SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+# Of a Python prefix, what the interpreter needs: not its share/ (where a non-editable
+# install keeps the bundled assignments, solutions included) nor anything else there.
+PREFIX_PARTS = ("bin", "lib", "lib64", "pyvenv.cfg")
+DATA_DIR = ("share", "nbtorch-grader")
 NOBODY = 65534
 
 
@@ -46,14 +50,26 @@ class Isolation:
         return self.mechanism if self.on else f"none: {self.reason}"
 
 
+def _prefixes() -> set[str]:
+    return {os.path.realpath(p) for p in
+            (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
+
+
 def python_paths() -> list[str]:
     """The interpreter and its packages: what a kernel needs to run, and nothing beside."""
-    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-             *site.getsitepackages()}
+    paths = {os.path.join(p, part) for p in _prefixes() for part in PREFIX_PARTS}
+    paths |= {os.path.realpath(p) for p in site.getsitepackages()}
     user_site = site.getusersitepackages()
     if user_site and os.path.isdir(user_site):
-        paths.add(user_site)
-    return _outermost(os.path.realpath(p) for p in paths if os.path.isdir(p))
+        paths.add(os.path.realpath(user_site))
+    return _outermost(p for p in paths if os.path.lexists(p))
+
+
+def hidden_paths() -> list[str]:
+    """The grader's bundled data (assignments with their solutions, rubrics), where it
+    lies inside a bound folder: /usr/share/nbtorch-grader after a system-wide install."""
+    found = {os.path.join(p, *DATA_DIR) for p in (*_prefixes(), "/usr", "/usr/local")}
+    return sorted(p for p in found if os.path.isdir(p))
 
 
 def _outermost(paths) -> list[str]:
@@ -70,6 +86,7 @@ def policy(*, workspace: Path, budget: Execution) -> dict:
     return {
         "workspace": str(workspace),
         "ro": [*SYSTEM, *python_paths()],
+        "hide": hidden_paths(),
         "limits": {
             "processes": budget.max_processes,
             "open_files": budget.max_open_files,

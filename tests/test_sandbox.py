@@ -185,3 +185,33 @@ def test_the_escapes_fail_for_an_unprivileged_user():
                           cwd="/tmp", env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "3 passed" in done.stdout, done.stdout[-2000:]
+
+
+def test_bundled_assignments_in_a_bound_folder_are_hidden(tmp_path):
+    """A non-editable install keeps assignments (solutions too) under <prefix>/share:
+    not bound for a venv, and covered over where a system folder is bound whole."""
+    import json as _json
+
+    from grader.sandbox import launcher, policy
+    from grader.spec import Execution
+
+    if os.getuid() != 0:
+        pytest.skip("needs root to put a folder under /usr/local/share; the venv case runs below")
+    bundled = Path("/usr/local/share/nbtorch-grader")
+    made = not bundled.exists()
+    (bundled / "assignments").mkdir(parents=True, exist_ok=True)
+    (bundled / "assignments" / "solution.ipynb").write_text("{}")
+    try:
+        inside = ("import os, sys, json; print(json.dumps([os.listdir('/usr/local/share/nbtorch-grader'), "
+                  "os.path.exists(os.path.join(sys.prefix, 'share'))]))")
+        pol = policy(workspace=tmp_path, budget=Execution())
+        done = subprocess.run([*launcher(pol, str(tmp_path)), sys.executable, "-c", inside],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        listing, venv_share = _json.loads(done.stdout)
+        assert listing == [] and venv_share is False
+    finally:
+        if made:
+            import shutil
+
+            shutil.rmtree(bundled)

@@ -25,7 +25,6 @@ What the sandbox is (the policy is JSON, made on the host by ``grader.sandbox``)
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import json
 import os
 import platform
@@ -33,19 +32,21 @@ import resource
 import signal
 import socket
 import sys
+import time
 
-CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWNS, CLONE_NEWCGROUP = 0x00020000, 0x02000000
+CLONE_NEWUTS, CLONE_NEWIPC = 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND = 32, 1024, 2048, 4096
 MS_REC, MS_PRIVATE, MS_RELATIME = 16384, 1 << 18, 1 << 21
 MNT_DETACH = 2
-PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 4, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41}
 NOBODY = 65534
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc = ctypes.CDLL(None, use_errno=True)  # the process's own libc (no ldconfig run)
 
 
 class SandboxError(OSError):
@@ -95,19 +96,36 @@ def _bind(source: str, root: str, *, writable: bool, recursive: bool = True) -> 
     elif not os.path.exists(target):
         open(target, "wb").close()
     _mount(source, target, None, MS_BIND | (MS_REC if recursive else 0))
-    if not writable:
-        _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | _locked_flags(source))
+    if not writable:  # the bind and every mount below it: a remount is one mount only
+        for point in [target, *_submounts(target)]:
+            _mount(None, point, None, MS_BIND | MS_REMOUNT | MS_RDONLY | _locked_flags(point))
+
+
+def _submounts(target: str) -> list[str]:
+    """Mount points below ``target`` (from /proc/self/mountinfo, octal escapes undone)."""
+    points = []
+    with open("/proc/self/mountinfo", encoding="utf-8") as fh:
+        for line in fh:
+            point = line.split()[4].encode().decode("unicode_escape")
+            if point.startswith(target.rstrip("/") + "/"):
+                points.append(point)
+    return points
 
 
 def _build_root(policy: dict, root: str) -> None:
     _mount("none", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16m")
     # the empty /tmp first: a Python environment (or the workspace) may live under /tmp
-    for sub in ("tmp", "dev/shm"):
+    # small: tmpfs memory is in no process's RSS, so the memory watchdog does not see it
+    # (TMPDIR is the workspace's tmp folder, on disk)
+    for sub, size in (("tmp", "64m"), ("dev/shm", "256m")):
         os.makedirs(f"{root}/{sub}", exist_ok=True)
-        _mount("none", f"{root}/{sub}", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=512m")
+        _mount("none", f"{root}/{sub}", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={size}")
     for path in policy["ro"]:
         if os.path.lexists(path):
             _bind(path, root, writable=False)
+    for path in policy.get("hide", []):  # inside a bound folder, but not the kernel's to see
+        if os.path.isdir(root + path):
+            _mount("none", root + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k")
     for name in DEVICES:
         if os.path.exists(f"/dev/{name}"):
             _bind(f"/dev/{name}", root, writable=True)
@@ -159,11 +177,12 @@ def _limits(limits: dict) -> None:
             resource.setrlimit(getattr(resource, name), (cap, cap))
 
 
-def enter(policy: dict) -> None:
+def enter(policy: dict, *, watch_parent: bool = False) -> None:
     """Enter the sandbox. Returns in the sandboxed process (PID 2 of its namespace). The
     caller's process and two helpers stay behind as its parents, wait, and exit with its
-    exit status (they never return). Raises ``SandboxError`` if the first namespaces
-    cannot be made, so the caller can report why.
+    exit status (they never return). If a namespace cannot be made, the process that
+    tried says why on stderr (the kernel's log) and exits with 70: the kernel never
+    starts, and the report says it did not.
 
     Four processes, because of who may do what: the user namespace is made by a child
     (C) while the caller (M) keeps the host's rights, so that a grader running as root
@@ -190,18 +209,24 @@ def enter(policy: dict) -> None:
             _write(f"/proc/{child}/uid_map", f"0 0 1\n{NOBODY} {NOBODY} 1\n")
             _write(f"/proc/{child}/gid_map", f"0 0 1\n{NOBODY} {NOBODY} 1\n")
         os.write(mapped_w, b"1")
-        _wait_and_exit(child)  # if C could not unshare, it said why on stderr and exited
+        os.close(unshared_r)
+        os.close(mapped_w)
+        _wait_and_exit(child, watch_parent=watch_parent)  # if C failed, it said why on stderr
     os.close(unshared_r)
     os.close(mapped_w)
+    _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "parent-death signal")
     try:  # C
-        _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS),
-               "unshare (user, network, IPC and UTS namespaces)")
+        _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
+                             | CLONE_NEWCGROUP),
+               "unshare (user, network, IPC, UTS and cgroup namespaces)")
     except SandboxError as exc:
         os.write(unshared_w, b"0")
         print(f"grader sandbox: {exc}", file=sys.stderr, flush=True)
         os._exit(70)
     os.write(unshared_w, b"1")
     os.read(mapped_r, 1)
+    os.close(unshared_w)
+    os.close(mapped_r)
     if uid != 0:  # ours to map: the same ids inside
         _write("/proc/self/setgroups", "deny")
         _write("/proc/self/uid_map", f"{uid} {uid} 1\n")
@@ -210,6 +235,7 @@ def enter(policy: dict) -> None:
     init = os.fork()  # the first process after unshare(CLONE_NEWPID) is the namespace's 1
     if init:
         _wait_and_exit(init)
+    _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "parent-death signal")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing of ours propagates to the host
     _build_root(policy, root)
     _mount("proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -245,19 +271,26 @@ def _init(kernel: int) -> None:
             os._exit(code if code >= 0 else 128 - code)
 
 
-def _wait_and_exit(child: int) -> None:
-    """The parent outside the PID namespace: the kernel's exit is its own."""
+def _wait_and_exit(child: int, *, watch_parent: bool = False) -> None:
+    """A parent outside the PID namespace: the kernel's exit is its own. With
+    ``watch_parent`` (the launcher of a cold kernel, whose parent is the grader), a
+    grader that is gone takes the kernel with it (ipykernel's own parent watch is off)."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_IGN)  # the group's signals are the kernel's
-    status = 0
+    parent, status = os.getppid(), 0
     while True:
         try:
-            _, status = os.waitpid(child, 0)
-            break
+            pid, status = os.waitpid(child, os.WNOHANG if watch_parent else 0)
         except InterruptedError:
             continue
         except ChildProcessError:
             break
+        if pid:
+            break
+        if os.getppid() != parent:  # reparented: the grader died
+            os.kill(child, signal.SIGKILL)
+            os._exit(137)
+        time.sleep(0.2)
     code = os.waitstatus_to_exitcode(status)
     os._exit(code if code >= 0 else 128 - code)
 
@@ -269,7 +302,7 @@ def main(argv: list[str]) -> None:
     split = argv.index("--")
     policy, program = json.loads(argv[1]), argv[split + 1:]
     try:
-        enter(policy)
+        enter(policy, watch_parent=True)
     except OSError as exc:
         print(f"grader sandbox: {exc}", file=sys.stderr)
         os._exit(70)
