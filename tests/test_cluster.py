@@ -30,7 +30,10 @@ def cluster(tmp_path):
 def test_a_cluster_grades_like_jobs_2(tmp_path, cluster, graded, grading):
     paths = [BY_NAME[n].write(tmp_path / "subs") for n in EIGHT]
     out = tmp_path / "out"
-    remote = grade(paths=paths, grading=grading, out_dir=out, cluster=cluster.address)
+    warnings: list[str] = []
+    remote = grade(paths=paths, grading=grading, out_dir=out, cluster=cluster.address,
+                   on_warning=warnings.append)
+    assert warnings == []  # kernel slots declared, fork servers pre-started on the workers
     assert sorted(remote) == sorted(EIGHT)
     for name in EIGHT:  # `graded`: the same fixtures graded locally with --jobs 2
         assert normalised(remote[name]) == normalised(graded[name]), name

@@ -29,10 +29,10 @@ import json
 import os
 import platform
 import resource
+import select
 import signal
 import socket
 import sys
-import time
 
 CLONE_NEWNS, CLONE_NEWCGROUP = 0x00020000, 0x02000000
 CLONE_NEWUTS, CLONE_NEWIPC = 0x04000000, 0x08000000
@@ -96,20 +96,21 @@ def _bind(source: str, root: str, *, writable: bool, recursive: bool = True) -> 
     elif not os.path.exists(target):
         open(target, "wb").close()
     _mount(source, target, None, MS_BIND | (MS_REC if recursive else 0))
-    if not writable:  # the bind and every mount below it: a remount is one mount only
-        for point in [target, *_submounts(target)]:
-            _mount(None, point, None, MS_BIND | MS_REMOUNT | MS_RDONLY | _locked_flags(point))
+    if not writable:
+        _read_only(target)
 
 
-def _submounts(target: str) -> list[str]:
-    """Mount points below ``target`` (from /proc/self/mountinfo, octal escapes undone)."""
-    points = []
+def _read_only(point: str) -> None:
+    _mount(None, point, None, MS_BIND | MS_REMOUNT | MS_RDONLY | _locked_flags(point))
+
+
+def _submounts(targets: list[str]) -> list[str]:
+    """Mount points below any of ``targets`` (/proc/self/mountinfo, octal escapes undone):
+    a remount is one mount only, and a recursive bind brings the mounts below along."""
+    prefixes = tuple(t.rstrip("/") + "/" for t in targets)
     with open("/proc/self/mountinfo", encoding="utf-8") as fh:
-        for line in fh:
-            point = line.split()[4].encode().decode("unicode_escape")
-            if point.startswith(target.rstrip("/") + "/"):
-                points.append(point)
-    return points
+        points = [line.split()[4].encode().decode("unicode_escape") for line in fh]
+    return [p for p in points if p.startswith(prefixes)]
 
 
 def _build_root(policy: dict, root: str) -> None:
@@ -120,9 +121,11 @@ def _build_root(policy: dict, root: str) -> None:
     for sub, size in (("tmp", "64m"), ("dev/shm", "256m")):
         os.makedirs(f"{root}/{sub}", exist_ok=True)
         _mount("none", f"{root}/{sub}", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={size}")
-    for path in policy["ro"]:
-        if os.path.lexists(path):
-            _bind(path, root, writable=False)
+    bound = [path for path in policy["ro"] if os.path.lexists(path)]
+    for path in bound:
+        _bind(path, root, writable=False)
+    for point in _submounts([root + p for p in bound if not os.path.islink(p)]):
+        _read_only(point)  # read-only all the way down
     for path in policy.get("hide", []):  # inside a bound folder, but not the kernel's to see
         if os.path.isdir(root + path):
             _mount("none", root + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k")
@@ -278,7 +281,10 @@ def _wait_and_exit(child: int, *, watch_parent: bool = False) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_IGN)  # the group's signals are the kernel's
     parent, status = os.getppid(), 0
+    exited = os.pidfd_open(child) if watch_parent else None  # readable once the child ends
     while True:
+        if exited is not None:
+            select.select([exited], [], [], 1.0)
         try:
             pid, status = os.waitpid(child, os.WNOHANG if watch_parent else 0)
         except InterruptedError:
@@ -290,7 +296,6 @@ def _wait_and_exit(child: int, *, watch_parent: bool = False) -> None:
         if os.getppid() != parent:  # reparented: the grader died
             os.kill(child, signal.SIGKILL)
             os._exit(137)
-        time.sleep(0.2)
     code = os.waitstatus_to_exitcode(status)
     os._exit(code if code >= 0 else 128 - code)
 
