@@ -25,12 +25,20 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from grader import __version__
 from grader.lms import Owner
 from grader.locate import Planned
 from grader.pipeline import MAX_COPY_BYTES, SKIP_DIRS, error_report
 from grader.report import Report
 
 RESOURCE = "kernel"
+WORKER_WAIT = 60  # seconds to wait for a first worker to join an empty cluster
+
+
+def _grader_version() -> str:
+    from grader import __version__ as version
+
+    return version
 
 
 class ClusterUnavailable(Exception):
@@ -136,6 +144,13 @@ class Cluster:
         self._futures: set = set()
         self._lock = threading.Lock()
         self.warning: str | None = None
+        if not self.client.scheduler_info().get("workers"):  # e.g. SLURM jobs still queued
+            try:
+                self.client.wait_for_workers(1, timeout=WORKER_WAIT)
+            except TimeoutError:
+                raise ClusterUnavailable(f"the scheduler has no workers, and none joined within "
+                                         f"{WORKER_WAIT} s; start some (dask worker ADDRESS "
+                                         f"--resources {RESOURCE}=N --nthreads N)") from None
         workers = self.client.scheduler_info().get("workers", {}).values()
         slots = sum(int(w.get("resources", {}).get(RESOURCE, 0)) for w in workers)
         self.resources = {RESOURCE: 1} if slots else None
@@ -144,6 +159,10 @@ class Cluster:
             self.warning = (f"no worker declares the '{RESOURCE}' resource: tasks may share a "
                             f"core; start workers with --resources {RESOURCE}=N --nthreads N")
         self.slots = max(slots, 1)
+        versions = self.client.run(_grader_version)  # worker address -> its grader version
+        if odd := sorted(addr for addr, v in versions.items() if v != __version__):
+            self.warning = (f"workers with another grader version than this client's "
+                            f"{__version__}: {', '.join(odd)}; their reports may differ")
         try:
             from grader.cluster_worker import WarmForkServer
 
