@@ -7,7 +7,8 @@ Exit codes (all commands):
      check: some item does not pass; validate: some case is wrong)
   2  bad usage or configuration (unknown assignment, invalid spec or rubric, a path on
      the command line that does not exist: nothing is graded then, another `grader grade`
-     writing into the same output folder)
+     writing into the same output folder, --sandbox require where no sandbox can be
+     made, a --cluster that does not answer, too little for `grader calibrate` to fit)
 """
 
 from __future__ import annotations
