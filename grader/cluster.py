@@ -28,7 +28,7 @@ from typing import Any
 from grader import __version__
 from grader.lms import Owner
 from grader.locate import Planned
-from grader.pipeline import MAX_COPY_BYTES, SKIP_DIRS, error_report
+from grader.pipeline import error_report, folder_files
 from grader.report import Report
 
 RESOURCE = "kernel"
@@ -51,18 +51,9 @@ def _b64(path: Path) -> str:
 
 
 def _folder_files(folder: Path, skipped: list[str]) -> dict[str, str]:
-    files, budget = {}, MAX_COPY_BYTES  # the same budget as a local workspace
-    for src in sorted(folder.rglob("*")):
-        rel = src.relative_to(folder)
-        if any(part in SKIP_DIRS for part in rel.parts) or src.is_symlink() or not src.is_file():
-            continue
-        size = src.stat().st_size
-        if size > budget:
-            skipped.append(rel.as_posix())  # named in the report by the worker, as locally
-            continue
-        budget -= size
-        files[rel.as_posix()] = _b64(src)
-    return files
+    kept, over = folder_files(folder)  # the same files and budget as a local workspace
+    skipped.extend(over)  # named in the report by the worker, as locally
+    return {rel: _b64(src) for src, rel in kept}
 
 
 def pack_submission(plan: Planned) -> dict[str, Any]:

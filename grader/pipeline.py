@@ -69,6 +69,25 @@ def versions() -> Versions:
     return Versions(grader=__version__, torch=torch_version(), python=platform.python_version())
 
 
+def folder_files(root: Path, *, budget: int | None = None) -> tuple[list[tuple[Path, str]], list[str]]:
+    """A submission folder's files (no symlinks, no checkpoints or tool folders) as
+    (file, relative path), in order, until ``budget`` bytes (the copy budget); and the
+    ones left out."""
+    budget = MAX_COPY_BYTES if budget is None else budget
+    kept, over = [], []
+    for src in sorted(root.rglob("*")):
+        rel = src.relative_to(root)
+        if any(part in SKIP_DIRS for part in rel.parts) or src.is_symlink() or not src.is_file():
+            continue
+        size = src.stat().st_size
+        if size > budget:
+            over.append(rel.as_posix())
+            continue
+        budget -= size
+        kept.append((src, rel.as_posix()))
+    return kept, over
+
+
 def prepare_workspace(
     *, located: Located, assignment: Assignment, workspace: Path, skipped: list[str] | None = None
 ) -> Path:
@@ -91,19 +110,14 @@ def prepare_workspace(
         root = None
     else:
         root = located.root
-    for src in sorted(root.rglob("*")) if root is not None else ():
-        rel = src.relative_to(root)
-        if any(part in SKIP_DIRS for part in rel.parts) or src.is_symlink() or not src.is_file():
-            continue
-        size = src.stat().st_size
-        if size > budget:
-            if skipped is not None:
-                skipped.append(str(rel))
-            continue
-        budget -= size
-        dest = work / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dest)
+    if root is not None:
+        kept, over = folder_files(root, budget=budget)
+        if skipped is not None:
+            skipped.extend(over)
+        for src, rel in kept:
+            dest = work / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
     for name in assignment.spec.data:  # under the same relative path as in the spec
         src = assignment.path(name)
         if src.is_file():
