@@ -9,7 +9,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup examples test validate corpus bench clean sandbox-user
+.PHONY: setup examples test validate corpus bench clean sandbox-user browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,9 @@ setup: $(STAMP)
 # Exit 1 means "some submission could not be graded": examples/dave is broken on
 # purpose (its report says why), so that is the expected outcome here, not a failure.
 examples: setup
-	$(BIN)/grader grade examples/* --assignment 01-very-basics --out reports --jobs 2 \
+	$(BIN)/grader grade examples/* --assignment 01-very-basics --out reports --jobs 2 --format html \
 	  || { test $$? -eq 1 && echo "(examples/dave is broken on purpose: see reports/dave.json)"; }
+	@echo "feedback pages: reports/<name>.html; the class dashboard: reports/index.html"
 
 test: setup
 	$(BIN)/python -m pytest -q
@@ -37,7 +38,6 @@ corpus: setup  # code checks vs the labels, then written answers vs a TA's point
 	$(BIN)/python benchmarks/readme_agreement.py --corpus ../shared/corpus
 
 bench: setup  # speed of one notebook and of batches of 32 (~15 min on 2 cores)
-	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python benchmarks/speed.py --n 32 --runs 5 --batch-runs 3
 
 # As root: an unprivileged user with a Python environment of its own (the repository's
@@ -58,6 +58,14 @@ sandbox-user: setup
 	  runuser -u $(SANDBOX_USER) -- env $$(env | grep '^PIP_' | xargs) $(SANDBOX_VENV)/bin/pip install -q \
 	    -r /tmp/grader-sandbox-requirements.txt && \
 	  cp /tmp/grader-sandbox-requirements.txt $(SANDBOX_VENV)/.installed; }
+
+# The browser of tests/test_html.py: Debian's chromium (Playwright drives it; its own
+# browser download is not used). Needs root, or sudo.
+browser:
+	command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+	chromium --version
 
 clean:
 	rm -rf $(VENV) reports benchmarks/results

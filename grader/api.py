@@ -75,11 +75,13 @@ def isolation_for(grading: Grading, *, on_warning: Callable[[str], None] | None 
     return isolation
 
 
-def grade_one(*, path: Path, grading: Grading, notebook_patterns: list[str] | None = None) -> Report:
+def grade_one(*, path: Path, grading: Grading, notebook_patterns: list[str] | None = None,
+              executed_to: Path | None = None) -> Report:
+    """One submission, nothing written (but the executed notebook to ``executed_to``)."""
     isolation_for(grading)
     return grade_submission(
         path=path, assignment=grading.assignment, rubric=grading.rubric,
-        params=grading.params, notebook_patterns=notebook_patterns,
+        params=grading.params, notebook_patterns=notebook_patterns, executed_to=executed_to,
     )
 
 
@@ -128,6 +130,15 @@ def unique_names(paths: Sequence[Path | Planned]) -> list[str]:
         if seen[names[i]] > 1:
             names[i] = f"{names[i]}-{seen[names[i]]}"
     return names
+
+
+EXECUTED_DIR = "executed"
+
+
+def executed_path(out_dir: Path, name: str) -> Path:
+    """Where a batch keeps a submission's notebook as the grader's run left it
+    (``OUT/executed/<name>.ipynb``): the feedback page renders it."""
+    return out_dir / EXECUTED_DIR / f"{name}.ipynb"
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -277,13 +288,15 @@ def _grade_batch(*, planned: list[Planned], names: list[str], grading: Grading,
             previous = up_to_date_report(out_dir / f"{name}.json", path=path, grading=grading)
             if previous is not None:
                 return name, apply_overrides(previous, name, entries)
+        executed = executed_path(out_dir, name) if out_dir is not None else None
         try:
             if remote is not None:
-                report = remote.grade(plan)
+                report = remote.grade(plan, executed_to=executed)
             else:
                 report = grade_submission(
                     path=path, assignment=grading.assignment, rubric=grading.rubric,
                     params=grading.params, kernels=kernels if use_warm else None, planned=plan,
+                    executed_to=executed,
                 )
         except Exception as exc:  # a grader bug must cost one report, not the batch
             report = internal_error_report(path=path, grading=grading, exc=exc)

@@ -26,7 +26,9 @@ from grader import __version__
 from grader.formats import FORMATS
 
 EXIT_OK, EXIT_NO, EXIT_USAGE = 0, 1, 2
-FORMAT_NAMES = list(FORMATS)  # one list: the renderers registered in grader.formats
+# one list: the renderers registered in grader.formats, and the HTML pages (grader.html),
+# which need more than the report (the executed notebook, the other reports)
+FORMAT_NAMES = [*FORMATS, "html"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
                         "(default: the number of CPU cores)")
     g.add_argument("-f", "--format", choices=FORMAT_NAMES, default=None,
                    help="also write OUT/<submission>.<ext> in this format (and print it for a "
-                        "single submission); classroom also sets the Actions step output")
+                        "single submission); classroom also sets the Actions step output; "
+                        "html writes a feedback page per submission and OUT/index.html")
     g.add_argument("--max-score", type=float, default=None,
                    help="rescale points to this total in the chosen format (JSON keeps rubric points)")
     g.add_argument("--force", action="store_true",
@@ -74,6 +77,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-a", "--assignment", default="01-very-basics",
                    help="assignment id or folder (default: 01-very-basics)")
     c.add_argument("--json", action="store_true", help="print the JSON report instead")
+    c.add_argument("-f", "--format", choices=["text", "json", "html"], default="text",
+                   help="text (default), json (as --json), or html: a feedback page written "
+                        "to --output")
+    c.add_argument("-o", "--output", type=Path, default=Path("feedback.html"),
+                   help="where --format html writes the page (default: feedback.html)")
 
     _sandbox_option(c)
 
@@ -82,7 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     _sandbox_option(v)
 
     r = sub.add_parser("report", help="re-render a saved JSON report in another format")
-    r.add_argument("report", type=Path, help="a report written by `grader grade`")
+    r.add_argument("report", type=Path, help="a report written by `grader grade`; with --format "
+                   "html also a folder: every report's page and the dashboard are written there")
     r.add_argument("-f", "--format", choices=FORMAT_NAMES, default="text")
     r.add_argument("--max-score", type=float, default=None)
 
@@ -108,6 +117,13 @@ def _parser() -> argparse.ArgumentParser:
     cal.add_argument("--alpha", type=float, default=1.0,
                      help="how strongly the fit stays near the rubric's weights (ridge; default 1)")
     cal.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+
+    rv = sub.add_parser("review", help="serve OUT's feedback pages on 127.0.0.1 for a TA to change "
+                        "an item's points (saved to OUT/overrides.toml)")
+    rv.add_argument("out", type=Path, metavar="OUT", help="a folder `grader grade` wrote into")
+    rv.add_argument("-a", "--assignment", required=True, help="assignment id or folder")
+    rv.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    rv.add_argument("--by", default="", help="the reviewer's name, filled in on the pages")
 
     b = sub.add_parser("gradescope-bundle", help="build a Gradescope autograder.zip")
     b.add_argument("assignment", help="assignment id or folder")
@@ -164,9 +180,9 @@ def _cmd_grade(args, console: Console) -> int:
         if why:
             Console(stderr=True).print(f"[bold red]usage error:[/] --name-pattern: {escape(why)}")
             return EXIT_USAGE
-    if args.format == "json" and args.max_score is not None:
-        Console(stderr=True).print("[bold red]usage error:[/] the JSON report keeps the rubric's "
-                                   "points; use --max-score with another --format")
+    if args.format in ("json", "html") and args.max_score is not None:
+        Console(stderr=True).print(f"[bold red]usage error:[/] the {args.format} pages keep the "
+                                   "rubric's points; use --max-score with another --format")
         return EXIT_USAGE
     missing = [p for p in args.paths if not p.exists()]
     if missing:  # a typo on the command line: say so before grading anything
@@ -199,18 +215,27 @@ def _cmd_grade(args, console: Console) -> int:
                         name_pattern=args.name_pattern, cluster=args.cluster, on_report=done,
                         on_warning=lambda text: err.print(f"[yellow]warning:[/] {escape(text)}"))
     if args.format:
-        _write_formats(reports, args, console)
+        _write_formats(reports, args, console, grading=grading)
     else:
         console.print(batch_table(reports, rubric=grading.rubric, width=console.width))
     err.print(f"reports in {args.out}/ (summary.csv is the gradebook)")
     return EXIT_OK if all(r.status == "graded" for r in reports.values()) else EXIT_NO
 
 
-def _write_formats(reports, args, console: Console) -> None:
+def _write_formats(reports, args, console: Console, *, grading) -> None:
     from grader.api import write_atomic
     from grader.formats import FORMATS, render
     from grader.github import publish
 
+    if args.format == "html":
+        from grader.html.write import write_folder
+
+        pages = write_folder(out_dir=args.out, names=list(reports), assignment=grading.assignment.id,
+                             title=grading.assignment.spec.title, score_step=grading.rubric.score_step)
+        Console(stderr=True, highlight=False).print(
+            f"feedback pages: {len(pages) - 1} in {args.out}/, the class dashboard is "
+            f"{args.out / 'index.html'}")
+        return
     _, ext = FORMATS[args.format]
     for name, report in reports.items():
         text = render(report, args.format, max_score=args.max_score)
@@ -229,11 +254,28 @@ def _cmd_check(args, console: Console) -> int:
     grading = with_sandbox(load_grading(assignment=args.assignment), args.sandbox)
     if not args.json:
         console.print(f"running {args.notebook} in a fresh kernel…")
-    report = grade_one(path=args.notebook, grading=grading)
-    if args.json:
-        sys.stdout.write(render_json(report))
-    else:
+    fmt = "json" if args.json else args.format
+    if fmt == "html":
+        import tempfile
+
+        from grader.api import write_atomic
+        from grader.html import read_executed, render_page
+
+        with tempfile.TemporaryDirectory(prefix="grader-check-") as tmp:
+            executed = Path(tmp) / "executed.ipynb"
+            report = grade_one(path=args.notebook, grading=grading, executed_to=executed)
+            page = render_page(report, name=args.notebook.resolve().stem,
+                               notebook=read_executed(executed),
+                               score_step=grading.rubric.score_step)
+        write_atomic(args.output, page)
         print_check(report, console=console)
+        console.print(f"feedback page: {args.output} (open it in your browser)")
+    else:
+        report = grade_one(path=args.notebook, grading=grading)
+        if fmt == "json":
+            sys.stdout.write(render_json(report))
+        else:
+            print_check(report, console=console)
     return EXIT_OK if report.passed_all else EXIT_NO
 
 
@@ -274,6 +316,8 @@ def _cmd_report(args, console: Console) -> int:
     from grader.report import Report
     from grader.spec import ConfigError
 
+    if args.format == "html":
+        return _report_html(args)
     try:
         report = Report.model_validate_json(args.report.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -281,6 +325,63 @@ def _cmd_report(args, console: Console) -> int:
     except (ValidationError, ValueError) as exc:
         raise ConfigError(f"{args.report}: not a grader report ({str(exc).splitlines()[0]})") from None
     sys.stdout.write(render(report, args.format, max_score=args.max_score))
+    return EXIT_OK
+
+
+def _report_html(args) -> int:
+    """A folder: its pages and dashboard, written there. A report: its page on stdout,
+    with the executed notebook kept beside it (``executed/<name>.ipynb``) where there is one."""
+    from pydantic import ValidationError
+
+    from grader.api import executed_path
+    from grader.html import read_executed, render_page
+    from grader.html.write import write_folder
+    from grader.report import Report
+    from grader.spec import ConfigError
+
+    err = Console(stderr=True, highlight=False)
+    if args.report.is_dir():
+        pages = write_folder(out_dir=args.report)
+        if not pages:
+            raise ConfigError(f"{args.report}: no grader reports (*.json) in this folder")
+        err.print(f"wrote {len(pages) - 1} feedback pages and {args.report / 'index.html'}")
+        return EXIT_OK
+    try:
+        report = Report.model_validate_json(args.report.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{args.report}: file not found") from None
+    except (ValidationError, ValueError) as exc:
+        raise ConfigError(f"{args.report}: not a grader report ({str(exc).splitlines()[0]})") from None
+    name = args.report.stem
+    nb = read_executed(executed_path(args.report.parent, name))
+    sys.stdout.write(render_page(report, name=name, notebook=nb))
+    return EXIT_OK
+
+
+def _cmd_review(args, console: Console) -> int:
+    from grader.api import load_grading
+    from grader.html.write import write_folder
+    from grader.review import ReviewServer
+
+    grading = load_grading(assignment=args.assignment)
+    err = Console(stderr=True, highlight=False)
+    if not _graded_folder(args.out, err):
+        return EXIT_USAGE
+    pages = write_folder(out_dir=args.out, assignment=grading.assignment.id,
+                         title=grading.assignment.spec.title, score_step=grading.rubric.score_step)
+    if not pages:
+        err.print(f"[bold red]usage error:[/] {escape(str(args.out))}: no reports to review")
+        return EXIT_USAGE
+    server = ReviewServer(out_dir=args.out, rubric=grading.rubric, assignment=grading.assignment.id,
+                          port=args.port, reviewer=args.by)
+    print(f"reviewing {len(pages) - 1} submissions: open {server.url}", flush=True)
+    err.print("decisions go to OUT/overrides.toml; Ctrl-C stops the server")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
     return EXIT_OK
 
 
@@ -391,6 +492,7 @@ _COMMANDS = {
     "check": _cmd_check,
     "validate": _cmd_validate,
     "report": _cmd_report,
+    "review": _cmd_review,
     "gradescope-bundle": _cmd_gradescope_bundle,
     "schema": _cmd_schema,
     "checks": _cmd_checks,

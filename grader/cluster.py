@@ -28,7 +28,7 @@ from typing import Any
 from grader import __version__
 from grader.lms import Owner
 from grader.locate import Planned
-from grader.pipeline import error_report, folder_files
+from grader.pipeline import error_report, folder_files, save_notebook
 from grader.report import Report
 
 RESOURCE = "kernel"
@@ -162,8 +162,9 @@ class Cluster:
         except Exception as exc:  # an old scheduler: kernels then start when the first task runs
             self.warning = f"fork servers not pre-started on the workers: {exc}"
 
-    def grade(self, plan: Planned) -> Report:
-        """Blocking: grade one submission on the cluster (called from a client thread)."""
+    def grade(self, plan: Planned, *, executed_to: Path | None = None) -> Report:
+        """Blocking: grade one submission on the cluster (called from a client thread).
+        ``executed_to``: where to save the notebook as the worker's run left it."""
         from grader.cluster_worker import grade_task
 
         task = json.dumps({"assignment": self.assignment, "submission": pack_submission(plan)})
@@ -173,7 +174,8 @@ class Cluster:
         from distributed import KilledWorker
 
         try:
-            report = Report.model_validate_json(future.result())
+            answer = json.loads(future.result())
+            report = Report.model_validate(answer["report"])
         except KilledWorker as exc:  # the scheduler gave up: every worker it tried died
             g = self.grading
             return error_report(assignment=g.assignment, rubric=g.rubric, params=g.params,
@@ -182,6 +184,12 @@ class Cluster:
         finally:
             with self._lock:
                 self._futures.discard(future)
+        if executed_to is not None:
+            executed_to.unlink(missing_ok=True)
+            if answer.get("executed"):
+                import nbformat
+
+                save_notebook(nbformat.from_dict(answer["executed"]), executed_to)
         # the worker saw its own copy: the report names the submission as the client has it
         sub = report.submission.model_copy(update={"path": str(plan.path)})
         return report.model_copy(update={"submission": sub})

@@ -41,23 +41,29 @@ def _grading_for(packed: dict[str, Any]):
 
 
 def grade_task(task: str) -> str:
-    """Run on a worker: one submission (JSON in) to its report (JSON out)."""
+    """Run on a worker: one submission (JSON in) to its report and the notebook as the
+    run left it (JSON out)."""
     from grader.pipeline import grade_submission
 
     data = json.loads(task)
     grading = _grading_for(data["assignment"])
     tmp = Path(tempfile.mkdtemp(prefix="grader-task-"))
+    kept = Path(tempfile.mkdtemp(prefix="grader-executed-"))  # never inside the submission
     try:
         plan = unpack_submission(data["submission"], tmp)
+        executed = kept / "executed.ipynb"
         report = grade_submission(path=plan.path, assignment=grading.assignment,
-                                  rubric=grading.rubric, params=grading.params, planned=plan)
+                                  rubric=grading.rubric, params=grading.params, planned=plan,
+                                  executed_to=executed)
         if skipped := data["submission"].get("skipped"):
             report.execution.warnings.append(
                 f"not sent to the cluster (over the {MAX_COPY_BYTES // 2**20} MB copy budget): "
                 + ", ".join(skipped[:10]))
-        return report.model_dump_json()
+        notebook = json.loads(executed.read_text(encoding="utf-8")) if executed.is_file() else None
+        return json.dumps({"report": report.model_dump(mode="json"), "executed": notebook})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(kept, ignore_errors=True)
 
 
 class WarmForkServer(WorkerPlugin):

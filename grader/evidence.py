@@ -60,6 +60,8 @@ class Evidence:
     execution_reason: str | None = None
     cells_total: int = 0
     cells_run: int = 0
+    # execution count -> the cell's 1-based position: where the facts' step_cells are
+    cell_positions: dict[int, int] = field(default_factory=dict)
     questions: dict[str, str] = field(default_factory=dict)  # question id -> text
     answers: dict[str, Answer] = field(default_factory=dict)  # question id -> best answer found
 

@@ -7,6 +7,7 @@ the probe wrote its facts; it decides nothing about points.
 from __future__ import annotations
 
 import atexit
+import copy
 import json
 import math
 import time
@@ -58,6 +59,7 @@ class ExecutionResult:
     warnings: list[str] = field(default_factory=list)  # what did not hold (watchdog off...)
     kernel_ended: str | None = None  # why the grader ended the kernel before the probe
     isolation: str = "none"  # grader.sandbox.Isolation.describe() of the kernel's sandbox
+    notebook: Any = None  # the student's cells with the outputs of this run (executed_notebook)
 
     @property
     def cells_run(self) -> int:
@@ -205,7 +207,26 @@ def execute_notebook(
             if guard.memory_exceeded:
                 _blame_memory(result, budget.memory_limit_mb)
     timings["execute_total"] = time.monotonic() - started
+    result.notebook = executed_notebook(combined, result)
     return result
+
+
+def executed_notebook(combined: nbformat.NotebookNode, result: ExecutionResult) -> nbformat.NotebookNode:
+    """The student's cells as this run left them: the grader's outputs, never the ones the
+    student saved (a cell that did not run shows none), and each code cell's fate in
+    ``metadata.grader`` (status, seconds) for the feedback page."""
+    cells = [copy.deepcopy(c) for c in combined.cells[1:-1]]
+    records = {r.index: r for r in result.cells}
+    for index, cell in enumerate(cells):
+        if cell.cell_type != "code":
+            continue
+        record = records.get(index)
+        status = record.status if record else "skipped"
+        if status == "skipped":
+            cell.outputs, cell.execution_count = [], None
+        cell.metadata["grader"] = {"status": status,
+                                   "seconds": round(record.seconds, 3) if record else 0.0}
+    return nbformat.v4.new_notebook(metadata=copy.deepcopy(combined.metadata), cells=cells)
 
 
 def _blame_memory(result: ExecutionResult, limit_mb: float) -> None:

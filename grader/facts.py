@@ -54,6 +54,10 @@ class RunFacts(Strict):
         default_factory=list,
         description="Per step, the DataLoader pass its batch came from (-1: no DataLoader).",
     )
+    step_cells: list[int] = Field(
+        default_factory=list,
+        description="Execution counts of the cells in which this run stepped, in order.",
+    )
     picked_by: Literal["optimizer", "forward", "namespace"] | None = Field(
         None,
         description="Set when nothing was trained: why this built model was described "

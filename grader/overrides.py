@@ -107,3 +107,39 @@ def apply_overrides(report: Report, name: str, entries: list[OverrideEntry]) -> 
         }))
     return report.model_copy(update={"checks": checks,
                                      "score": round(sum(c.score for c in checks), 2)})
+
+
+def save_override(path: Path, entry: OverrideEntry, *, rubric: Rubric) -> None:
+    """Add ``entry`` to the overrides file at ``path`` (made if missing), replacing an
+    earlier decision on the same submission and item; the file's other entries and its
+    comments are kept (tomlkit). Raises ConfigError, writing nothing, if the result would
+    not load (an item not in the rubric, more points than the item has)."""
+    import tomlkit
+
+    from grader.api import write_atomic
+
+    if path.is_file():
+        doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+    else:
+        doc = tomlkit.document()
+        doc.add(tomlkit.comment("TA decisions: applied on every `grader grade` into this folder"))
+        doc["schema_version"] = 1
+    tables = doc.get("override")
+    if tables is None:
+        tables = tomlkit.aot()
+        doc["override"] = tables
+    for n in reversed([n for n, t in enumerate(tables)
+                       if t.get("submission") == entry.submission and t.get("item") == entry.item]):
+        del tables[n]
+    table = tomlkit.table()
+    for key, value in entry.model_dump(exclude_none=True).items():
+        table[key] = value
+    tables.append(table)
+    text = tomlkit.dumps(doc)
+    staged = path.with_name(f".{path.name}.check")
+    staged.write_text(text, encoding="utf-8")
+    try:
+        load_overrides(staged, rubric=rubric)  # never write a file the next grading rejects
+    finally:
+        staged.unlink(missing_ok=True)
+    write_atomic(path, text)

@@ -127,6 +127,16 @@ def prepare_workspace(
     return work
 
 
+def save_notebook(nb, path: Path) -> None:
+    """Write a notebook whole or not at all (temp file + rename)."""
+    import nbformat
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    nbformat.write(nb, str(tmp))
+    tmp.replace(path)
+
+
 def gather_evidence(
     *, result: ExecutionResult, facts_dir: Path, nonce: str, cells_total: int
 ) -> Evidence:
@@ -135,7 +145,10 @@ def gather_evidence(
         for c in result.cells
         if c.status in ("error", "timeout")
     ]
+    positions = {c.execution_count: i for i, c in enumerate(result.notebook.cells, start=1)
+                 if c.cell_type == "code" and c.get("execution_count")} if result.notebook else {}
     base = Evidence(
+        cell_positions=positions,
         cell_failures=failures,
         execution_status=result.status,
         execution_reason=result.reason,
@@ -298,10 +311,15 @@ def grade_submission(
     notebook_patterns: list[str] | None = None,
     kernels: Callable[[], WarmKernel | None] | None = None,
     planned: Planned | None = None,
+    executed_to: Path | None = None,
 ) -> Report:
     """Grade one submission (a notebook file or a folder; ``planned`` when it is a part
     of a flat folder, see ``plan_submissions``). Never raises for bad input.
-    ``kernels`` hands out pre-warmed kernels; it is asked only once the notebook is read."""
+    ``kernels`` hands out pre-warmed kernels; it is asked only once the notebook is read.
+    ``executed_to``: where to save the notebook as this run left it (the feedback page
+    shows it); removed when the notebook did not run."""
+    if executed_to is not None:
+        executed_to.unlink(missing_ok=True)  # never an older run's notebook beside this report
     t0 = time.monotonic()
     timings: dict[str, float] = {}
     prestart_kernels(assignment.spec.execution)
@@ -333,6 +351,8 @@ def grade_submission(
         )
         timings.update(result.timings)
         t1 = time.monotonic()
+        if executed_to is not None and result.notebook is not None:
+            save_notebook(result.notebook, executed_to)
         cells_total = sum(1 for c in nb.cells if c.cell_type == "code" and c.source.strip())
         evidence = gather_evidence(result=result, facts_dir=facts_dir, nonce=nonce,
                                    cells_total=cells_total)

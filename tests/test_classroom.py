@@ -64,6 +64,9 @@ def test_grade_step_sets_result_and_summary(tmp_path):
     assert "final_activation_removed" not in summary.read_text()  # titles, not ids, for students
     assert "No activation after the last layer" in summary.read_text() and "❌" in summary.read_text()
     assert "canary-secret-token" not in json.dumps(report)
+    [page_line] = [ln for ln in out.read_text().splitlines() if ln.startswith("feedback-page=")]
+    page = Path(page_line[len("feedback-page="):])
+    assert page.name == "student-repo.html" and f">{report['score']:g} <small>" in page.read_text()
 
 
 def test_workflow_template_wires_the_reporter():
@@ -78,3 +81,8 @@ def test_workflow_template_wires_the_reporter():
     assert reporter["with"]["runners"] == runner_id
     assert reporter["env"] == {f"{runner_id.upper()}_RESULTS": f"${{{{ steps.{runner_id}.outputs.result }}}}"}
     assert wf["permissions"]["checks"] == "write"
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert upload["with"]["path"] == f"${{{{ steps.{runner_id}.outputs.feedback-page }}}}"
+    assert upload["if"].startswith("always()")
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    assert action["outputs"]["feedback-page"]["value"] == "${{ steps.grade.outputs.feedback-page }}"

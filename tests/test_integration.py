@@ -105,6 +105,11 @@ def normalised(report: Report) -> dict:
     data["execution"].pop("peak_memory_mb", None)
     for cell in data["execution"]["cell_errors"]:
         cell.pop("traceback", None)
+    for check in data["checks"]:  # the curve's size and ends; all of it would drown the file
+        curve = check["evidence"].get("loss_curve")
+        if curve is not None:
+            check["evidence"]["loss_curve"] = {"points": len(curve), "first": curve[:1],
+                                               "last": curve[-1:]}
 
     def rounded(value):
         if isinstance(value, float):

@@ -105,6 +105,7 @@ def param_count(ev: Evidence, p: ParamCountParams) -> Outcome:
     evidence = {
         "trainable_params": t.total,
         "layers": {name or "(root)": n for name, _, n in t.layers},
+        "layer_types": {name or "(root)": kind for name, kind, _ in t.layers},
         "shared": [f"{a} = {b}" for a, b in t.shared],
         "frozen_params": t.frozen,
         "model_class": ev.model_run.model_class,
@@ -187,6 +188,8 @@ def epochs(ev: Evidence, p: EpochsParams) -> Outcome:
         "partial_epoch_samples": st.partial_samples,
         "epoch_rule": st.rule,
         "optimizer": ev.run.optimizer,
+        "training_cells": sorted({ev.cell_positions[c] for c in ev.run.step_cells
+                                  if c in ev.cell_positions}),
     }
     if st.limit_error:
         return Outcome.errored(f"could not count epochs: {st.limit_error}",
@@ -211,6 +214,16 @@ def epochs(ev: Evidence, p: EpochsParams) -> Outcome:
     return Outcome.failed(f"{ran}; the task asks for {p.expected} epochs", **evidence)
 
 
+def loss_curve(losses: list[float | None], *, points: int = 200) -> list[list[float]]:
+    """[epoch (1-based), mean loss] at most ``points`` times, evenly spread, first and
+    last epoch always kept: enough to draw the curve, small enough for every report."""
+    kept = [(i, v) for i, v in enumerate(losses, start=1) if finite(v)]
+    if len(kept) > points:
+        step = (len(kept) - 1) / (points - 1)
+        kept = [kept[round(k * step)] for k in range(points)]
+    return [[i, float(f"{v:.6g}")] for i, v in kept]
+
+
 @register("loss_decreased", LossParams)
 def loss_decreased(ev: Evidence, p: LossParams) -> Outcome:
     """Mean loss of the last epoch <= max_ratio x the first epoch's; NaN fails."""
@@ -229,6 +242,8 @@ def loss_decreased(ev: Evidence, p: LossParams) -> Outcome:
         "loss_last": last,
         "epochs_with_loss": sum(1 for v in losses if v is not None),
         "nonfinite_losses": ev.run.nonfinite_losses,
+        "max_ratio": p.max_ratio,
+        "loss_curve": loss_curve(losses),
     }
     if ev.run.nonfinite_losses:
         return Outcome.failed(

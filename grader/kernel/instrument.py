@@ -19,6 +19,7 @@ import json
 import math
 import os
 import random
+import sys
 import weakref
 import zlib
 from typing import TYPE_CHECKING
@@ -116,6 +117,7 @@ class _Run:
         self.module = None
         self.grad_fn = None
         self.last_seq = 0
+        self.step_cells: list[int] = []  # execution counts of the cells that stepped
 
 
 class Recorder:
@@ -126,6 +128,7 @@ class Recorder:
         self.max_pending = 10_000
         self.depth = 0
         self.seq = 0
+        self.shell = None  # the IPython shell, found at the first step (zygotes have none yet)
         self.pending: list[_Forward] = []
         self.pending_losses: list[float] = []
         self.runs: dict[int, _Run] = {}
@@ -262,6 +265,9 @@ class Recorder:
             run.grad_fn = fwd.grad_fn
         losses = [v for v in self.pending_losses]
         run.steps += 1
+        cell = self.execution_count()
+        if cell and (not run.step_cells or run.step_cells[-1] != cell) and len(run.step_cells) < 100:
+            run.step_cells.append(cell)
         if len(run.step_samples) < self.max_steps:
             run.step_samples.append(samples)
             run.step_losses.append(sum(losses) / len(losses) if losses else None)
@@ -319,6 +325,19 @@ class Recorder:
             self.passes[pid]["complete"] = True
         if self.current_pass == pid:
             self.current_pass = -1
+
+    def execution_count(self) -> int:
+        """The number the running cell runs under: the host maps it back to the cell."""
+        if self.shell is None:
+            ipython = sys.modules.get("IPython")
+            self.shell = ipython.get_ipython() if ipython is not None else None
+        # the running cell's own result object (set while it runs, since IPython 4): the
+        # shell's counter is already the next cell's number by then (IPython >= 8)
+        running = getattr(getattr(self.shell, "displayhook", None), "exec_result", None)
+        try:
+            return int(running.execution_count) if running is not None else 0
+        except (AttributeError, TypeError, ValueError):
+            return 0
 
     def reset_cell(self, *args, **kwargs):
         self.depth = 0  # a KeyboardInterrupt between frames must not leave it raised
@@ -422,6 +441,7 @@ class Recorder:
             "unique_rows": len(run.rows),
             "rows_capped": run.rows_capped,
             "last_seq": run.last_seq,
+            "step_cells": run.step_cells,
             "graph": graph_facts(
                 grad_fn if grad_fn is not None else run.grad_fn,
                 {id(p) for _, p in _named_tensors(model)}

@@ -1,0 +1,66 @@
+"""Write a folder's pages: one per report, and the dashboard (``index.html``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from grader.duplicates import find_duplicates
+from grader.html.dashboard import render_dashboard
+from grader.html.page import read_executed, render_page
+from grader.report import Report
+
+DASHBOARD = "index.html"
+
+
+def write_pages(*, out_dir: Path, reports: Mapping[str, Report], title: str,
+                dashboard: Mapping[str, Report] | None = None, score_step: float = 0.5,
+                write: Callable[[Path, str], None]) -> list[Path]:
+    """``OUT/<name>.html`` for each of ``reports`` (with ``OUT/executed/<name>.ipynb``
+    where the batch kept it), and ``OUT/index.html`` over ``dashboard`` (every report in
+    the folder) when given. ``write`` writes a file whole or not at all."""
+    from grader.api import executed_path
+
+    written = []
+    for name, report in reports.items():
+        nb = read_executed(executed_path(out_dir, name))
+        path = out_dir / f"{name}.html"
+        write(path, render_page(report, name=name, notebook=nb, score_step=score_step))
+        written.append(path)
+    if dashboard is not None:
+        path = out_dir / DASHBOARD
+        write(path, render_dashboard(dashboard, title=title, duplicates=find_duplicates(dashboard)))
+        written.append(path)
+    return written
+
+
+def write_folder(*, out_dir: Path, names: list[str] | None = None, assignment: str | None = None,
+                 title: str | None = None, score_step: float = 0.5) -> list[Path]:
+    """The pages of a folder `grader grade` wrote: ``names`` (default: every report
+    there) and the dashboard over every report of ``assignment`` (default: the one most
+    reports there are of)."""
+    from collections import Counter
+
+    from grader.api import read_reports, write_atomic
+
+    if assignment is None:
+        every = _all_reports(out_dir)
+        if not every:
+            return []
+        assignment = Counter(r.assignment for r in every.values()).most_common(1)[0][0]
+    book = read_reports(out_dir, assignment=assignment)
+    if not book:
+        return []
+    chosen = {n: book[n] for n in (names if names is not None else book) if n in book}
+    return write_pages(out_dir=out_dir, reports=chosen, title=title or assignment,
+                       dashboard=book, score_step=score_step, write=write_atomic)
+
+
+def _all_reports(out_dir: Path) -> dict[str, Report]:
+    found = {}
+    for path in sorted(out_dir.glob("*.json")):
+        try:
+            found[path.stem] = Report.model_validate_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+    return found
