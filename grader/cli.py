@@ -230,9 +230,11 @@ def _write_formats(reports, args, console: Console, *, grading) -> None:
     if args.format == "html":
         from grader.html.write import write_folder
 
+        err = Console(stderr=True, highlight=False)
         pages = write_folder(out_dir=args.out, names=list(reports), assignment=grading.assignment.id,
-                             title=grading.assignment.spec.title, score_step=grading.rubric.score_step)
-        Console(stderr=True, highlight=False).print(
+                             title=grading.assignment.spec.title, score_step=grading.rubric.score_step,
+                             on_warning=lambda text: err.print(f"[yellow]warning:[/] {escape(text)}"))
+        err.print(
             f"feedback pages: {len(pages) - 1} in {args.out}/, the class dashboard is "
             f"{args.out / 'index.html'}")
         return

@@ -56,6 +56,28 @@ class ReviewServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host}:{port}/?token={self.token}"
 
+    def page(self, name: str) -> bytes | None:
+        """A submission's page with the decisions saved so far applied, as the next
+        grading will apply them (None for the dashboard: it is served as written)."""
+        from grader.api import executed_path
+        from grader.html import read_executed, render_page
+        from grader.overrides import apply_overrides, load_overrides
+
+        report_path = self.out_dir / f"{name}.json"
+        if not report_path.is_file():
+            return None
+        try:
+            report = Report.model_validate_json(report_path.read_text(encoding="utf-8"))
+        except ValueError:
+            return None
+        stored = self.out_dir / STORED_NAME
+        with self.lock:
+            entries = load_overrides(stored, rubric=self.rubric) if stored.is_file() else []
+        report = apply_overrides(report, name, entries)
+        html = render_page(report, name=name, notebook=read_executed(executed_path(self.out_dir, name)),
+                           score_step=self.rubric.score_step)
+        return html.encode()
+
     def save(self, data: dict) -> str:
         """Validate one decision from a page and add it to OUT/overrides.toml."""
         name = str(data.get("submission", ""))
@@ -129,7 +151,8 @@ class _Handler(BaseHTTPRequestHandler):
         if page is None or not page.is_file():
             self._send(HTTPStatus.NOT_FOUND, b"no such page", "text/plain")
             return
-        self._send(HTTPStatus.OK, page.read_bytes(), "text/html; charset=utf-8")
+        fresh = self.server.page(page.stem)
+        self._send(HTTPStatus.OK, fresh or page.read_bytes(), "text/html; charset=utf-8")
 
     def do_POST(self) -> None:
         if not self._allowed():

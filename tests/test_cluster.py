@@ -7,6 +7,7 @@ import signal
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from grader.api import grade
@@ -40,6 +41,16 @@ def test_a_cluster_grades_like_jobs_2(tmp_path, cluster, graded, grading):
         assert remote[name].submission.path == str(paths[EIGHT.index(name)])
     rows = (out / "summary.csv").read_text().splitlines()
     assert len(rows) == 9
+    # the notebooks as the workers ran them come back too (the feedback pages show them)
+    local = graded["_out_dir"] / "executed"
+    for name in EIGHT:
+        mine = nbformat.read(out / "executed" / f"{name}.ipynb", as_version=4)
+        theirs = nbformat.read(local / f"{name}.ipynb", as_version=4)
+        def fates(nb):
+            return [(c.cell_type, c.metadata.get("grader", {}).get("status"), len(c.get("outputs", [])))
+                    for c in nb.cells]
+
+        assert fates(mine) == fates(theirs), name
     # resume works as locally: nothing is sent to the cluster again
     again = grade(paths=paths, grading=grading, out_dir=out, cluster=cluster.address)
     assert all(again[n].graded_at == remote[n].graded_at for n in EIGHT)

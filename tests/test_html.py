@@ -166,6 +166,24 @@ def test_pages_are_self_contained_and_clean(pages, hostile):
             assert attrs.get("src", "data:image/").startswith("data:image/"), attrs  # or none
 
 
+def test_a_notebook_that_cannot_be_rendered_costs_only_its_part(pages, monkeypatch):
+    import grader.html.page as page_module
+
+    def broken(nb):
+        raise ValueError("an output nbconvert cannot read")
+
+    monkeypatch.setattr(page_module, "render_cells", broken)
+    warnings: list[str] = []
+    written = write_folder(out_dir=pages, names=["solution_full_batch"], on_warning=warnings.append)
+    assert [p.name for p in written] == ["solution_full_batch.html", "index.html"]
+    assert warnings == ["solution_full_batch: the notebook could not be shown (ValueError: an "
+                        "output nbconvert cannot read); its page has the results only"]
+    text = (pages / "solution_full_batch.html").read_text(encoding="utf-8")
+    assert "could not be shown" in text and 'data-item="param_count"' in text
+    monkeypatch.undo()
+    write_folder(out_dir=pages, names=["solution_full_batch"])  # whole again for the next tests
+
+
 def test_training_notes_sit_beside_the_training_cell(browser, pages, graded):
     cells = graded["solution_full_batch"].checks
     training = next(c for c in cells if c.id == "epochs").evidence["training_cells"]
@@ -255,6 +273,10 @@ def test_review_flow_writes_overrides_the_next_grading_applies(browser, hostile,
         too_many.locator("button").click()
         page.wait_for_selector('.review[data-item="readme_q1"] .status.failed')
         assert "more than" in too_many.locator(".status").inner_text()
+        page.reload()  # served with the decisions so far, as the next grading applies them
+        row = page.locator('#items tr[data-item="readme_q2"]')
+        assert row.locator("td.points").inner_text().startswith("25/")
+        assert "Set to 25 by TA Jane" in row.inner_text()
         page.close()
     finally:
         proc.terminate()

@@ -32,7 +32,6 @@ def _prepare(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     nb = copy.deepcopy(nb)
     for position, cell in enumerate(nb.cells, start=1):
         cell.metadata.setdefault("grader", {})["position"] = position
-        cell.pop("attachments", None) if cell.cell_type != "markdown" else None
         for out in cell.get("outputs", []):
             data = out.get("data")
             if not data:

@@ -52,6 +52,7 @@ def _item(c: CheckResult, cells: list[int]) -> dict:
         "max_text": points_text(c.max_score), "message": c.message, "hint": c.hint,
         "override": c.override, "review": review, "cells": cells,
         "auto_text": points_text(c.auto_score) if c.auto_score is not None else "",
+        "override_text": points_text(c.override.points) if c.override else "",
     }
 
 
@@ -108,9 +109,9 @@ def _cells(report: Report, nb: nbformat.NotebookNode | None, notes: dict[int, li
 
 
 def render_page(report: Report, *, name: str, notebook: nbformat.NotebookNode | None,
-                score_step: float = 0.5) -> str:
+                score_step: float = 0.5, why_no_notebook: str | None = None) -> str:
     """The page of one submission. ``notebook``: the executed notebook (``OUT/executed``),
-    or None when the notebook did not run or is not at hand."""
+    or None when the notebook did not run or is not at hand (``why_no_notebook`` says why)."""
     places = item_cells(report, notebook)
     items = [_item(c, places.get(c.id, [])) for c in report.checks]
     notes: dict[int, list[dict]] = {}
@@ -140,12 +141,28 @@ def render_page(report: Report, *, name: str, notebook: nbformat.NotebookNode | 
         shared=tally.get("shared", []), total_params=tally.get("trainable_params"),
         model_class=tally.get("model_class"), answers=_answers(report),
         cells=_cells(report, notebook, notes),
-        no_notebook=("The notebook did not run: " + (report.error or report.execution.reason or "")
+        no_notebook=why_no_notebook or (
+                     "The notebook did not run: " + (report.error or report.execution.reason or "")
                      if report.status == "error" else
                      "The notebook as the grader ran it is not beside this report "
                      f"(executed/{name}.ipynb); the results above are complete."),
         data_json=Markup(json.dumps(data).replace("</", "<\\/")),
     )
+
+
+def render_page_safely(report: Report, *, name: str, notebook: nbformat.NotebookNode | None,
+                       score_step: float = 0.5) -> tuple[str, str | None]:
+    """The page, and a warning if the notebook could not be shown on it: a notebook
+    nbconvert cannot render costs its part of the page, never the page or the batch."""
+    try:
+        return render_page(report, name=name, notebook=notebook, score_step=score_step), None
+    except Exception as exc:  # nbconvert on arbitrary student content: anything can raise
+        if notebook is None:
+            raise
+        why = f"the notebook could not be shown ({type(exc).__name__}: {exc})"
+        page = render_page(report, name=name, notebook=None, score_step=score_step,
+                           why_no_notebook=why[0].upper() + why[1:] + "; the results above are complete.")
+        return page, f"{name}: {why}; its page has the results only"
 
 
 def read_executed(path: Path) -> nbformat.NotebookNode | None:

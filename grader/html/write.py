@@ -7,7 +7,7 @@ from pathlib import Path
 
 from grader.duplicates import find_duplicates
 from grader.html.dashboard import render_dashboard
-from grader.html.page import read_executed, render_page
+from grader.html.page import read_executed, render_page_safely
 from grader.report import Report
 
 DASHBOARD = "index.html"
@@ -15,7 +15,8 @@ DASHBOARD = "index.html"
 
 def write_pages(*, out_dir: Path, reports: Mapping[str, Report], title: str,
                 dashboard: Mapping[str, Report] | None = None, score_step: float = 0.5,
-                write: Callable[[Path, str], None]) -> list[Path]:
+                write: Callable[[Path, str], None],
+                on_warning: Callable[[str], None] | None = None) -> list[Path]:
     """``OUT/<name>.html`` for each of ``reports`` (with ``OUT/executed/<name>.ipynb``
     where the batch kept it), and ``OUT/index.html`` over ``dashboard`` (every report in
     the folder) when given. ``write`` writes a file whole or not at all."""
@@ -25,7 +26,10 @@ def write_pages(*, out_dir: Path, reports: Mapping[str, Report], title: str,
     for name, report in reports.items():
         nb = read_executed(executed_path(out_dir, name))
         path = out_dir / f"{name}.html"
-        write(path, render_page(report, name=name, notebook=nb, score_step=score_step))
+        page, warning = render_page_safely(report, name=name, notebook=nb, score_step=score_step)
+        if warning and on_warning:
+            on_warning(warning)
+        write(path, page)
         written.append(path)
     if dashboard is not None:
         path = out_dir / DASHBOARD
@@ -35,7 +39,8 @@ def write_pages(*, out_dir: Path, reports: Mapping[str, Report], title: str,
 
 
 def write_folder(*, out_dir: Path, names: list[str] | None = None, assignment: str | None = None,
-                 title: str | None = None, score_step: float = 0.5) -> list[Path]:
+                 title: str | None = None, score_step: float = 0.5,
+                 on_warning: Callable[[str], None] | None = None) -> list[Path]:
     """The pages of a folder `grader grade` wrote: ``names`` (default: every report
     there) and the dashboard over every report of ``assignment`` (default: the one most
     reports there are of)."""
@@ -53,7 +58,8 @@ def write_folder(*, out_dir: Path, names: list[str] | None = None, assignment: s
         return []
     chosen = {n: book[n] for n in (names if names is not None else book) if n in book}
     return write_pages(out_dir=out_dir, reports=chosen, title=title or assignment,
-                       dashboard=book, score_step=score_step, write=write_atomic)
+                       dashboard=book, score_step=score_step, write=write_atomic,
+                       on_warning=on_warning)
 
 
 def _all_reports(out_dir: Path) -> dict[str, Report]:
