@@ -110,12 +110,17 @@ def _safe(text: str) -> str:
     return re.sub(r"[^\w.-]+", "_", text, flags=re.UNICODE).strip("._") or "submission"
 
 
+# OUT's own files: a submission named so would have its report or page overwritten
+RESERVED_NAMES = {"index", "duplicates", "summary", "overrides"}
+
+
 def unique_names(paths: Sequence[Path | Planned]) -> list[str]:
     """Report names that do not depend on the order of the arguments: submissions whose
     names clash (``alice/XOR.ipynb``, ``bob/XOR.ipynb``) are told apart by their folders
     (``alice_XOR``, ``bob_XOR``), and only the same path given twice gets a number."""
     where = [(p.path if isinstance(p, Planned) else p).resolve() for p in paths]
     names = [report_name(p) for p in paths]
+    names = [f"{n}_submission" if n.lower() in RESERVED_NAMES else n for n in names]
     for depth in range(1, 4):
         clashes = {n for n in names
                    if len({w for m, w in zip(names, where) if m == n}) > 1}
@@ -261,7 +266,7 @@ def _grade_batch(*, planned: list[Planned], names: list[str], grading: Grading,
                  prewarm: bool, on_report: Callable[[str, Report], None] | None,
                  on_warning: Callable[[str], None] | None, remote=None) -> dict[str, Report]:
     reports: dict[str, Report] = {}
-    in_force = resolve_overrides(given=overrides, out_dir=out_dir)
+    in_force = resolve_overrides(given=overrides, out_dir=out_dir, on_warning=on_warning)
     entries = load_overrides(in_force, rubric=grading.rubric) if in_force else []
     interrupted = threading.Event()
     # A spare kernel only pays off on an idle core; with every core busy, making it would
@@ -289,6 +294,8 @@ def _grade_batch(*, planned: list[Planned], names: list[str], grading: Grading,
             if previous is not None:
                 return name, apply_overrides(previous, name, entries)
         executed = executed_path(out_dir, name) if out_dir is not None else None
+        if executed is not None:
+            executed.unlink(missing_ok=True)  # never an older run's notebook beside this report
         try:
             if remote is not None:
                 report = remote.grade(plan, executed_to=executed)

@@ -240,7 +240,7 @@ def _write_formats(reports, args, console: Console, *, grading) -> None:
         return
     _, ext = FORMATS[args.format]
     for name, report in reports.items():
-        text = render(report, args.format, max_score=args.max_score)
+        text = render(report, args.format, max_score=args.max_score, rubric=grading.rubric)
         write_atomic(args.out / f"{name}.{ext}", text)
         if len(reports) == 1:
             sys.stdout.write(text)
@@ -261,16 +261,18 @@ def _cmd_check(args, console: Console) -> int:
         import tempfile
 
         from grader.api import write_atomic
-        from grader.html import read_executed, render_page
+        from grader.html import read_executed, render_page_safely
 
         with tempfile.TemporaryDirectory(prefix="grader-check-") as tmp:
             executed = Path(tmp) / "executed.ipynb"
             report = grade_one(path=args.notebook, grading=grading, executed_to=executed)
-            page = render_page(report, name=args.notebook.resolve().stem,
-                               notebook=read_executed(executed),
-                               score_step=grading.rubric.score_step)
+            page, warning = render_page_safely(
+                report, name=args.notebook.resolve().stem, notebook=read_executed(executed),
+                score_step=grading.rubric.score_step, dashboard=False)
         write_atomic(args.output, page)
         print_check(report, console=console)
+        if warning:
+            console.print(f"[yellow]note:[/] {escape(warning)}")
         console.print(f"feedback page: {args.output} (open it in your browser)")
     else:
         report = grade_one(path=args.notebook, grading=grading)
@@ -336,14 +338,15 @@ def _report_html(args) -> int:
     from pydantic import ValidationError
 
     from grader.api import executed_path
-    from grader.html import read_executed, render_page
+    from grader.html import read_executed, render_page_safely
     from grader.html.write import write_folder
     from grader.report import Report
     from grader.spec import ConfigError
 
     err = Console(stderr=True, highlight=False)
     if args.report.is_dir():
-        pages = write_folder(out_dir=args.report)
+        pages = write_folder(out_dir=args.report,
+                             on_warning=lambda text: err.print(f"[yellow]warning:[/] {escape(text)}"))
         if not pages:
             raise ConfigError(f"{args.report}: no grader reports (*.json) in this folder")
         err.print(f"wrote {len(pages) - 1} feedback pages and {args.report / 'index.html'}")
@@ -356,7 +359,10 @@ def _report_html(args) -> int:
         raise ConfigError(f"{args.report}: not a grader report ({str(exc).splitlines()[0]})") from None
     name = args.report.stem
     nb = read_executed(executed_path(args.report.parent, name))
-    sys.stdout.write(render_page(report, name=name, notebook=nb))
+    page, warning = render_page_safely(report, name=name, notebook=nb, dashboard=False)
+    if warning:
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
+    sys.stdout.write(page)
     return EXIT_OK
 
 

@@ -175,6 +175,8 @@ class Cluster:
 
         try:
             answer = json.loads(future.result())
+            if "report" not in answer:  # a worker of an older grader: the report alone
+                answer = {"report": answer}
             report = Report.model_validate(answer["report"])
         except KilledWorker as exc:  # the scheduler gave up: every worker it tried died
             g = self.grading
@@ -184,12 +186,14 @@ class Cluster:
         finally:
             with self._lock:
                 self._futures.discard(future)
-        if executed_to is not None:
-            executed_to.unlink(missing_ok=True)
-            if answer.get("executed"):
-                import nbformat
+        if executed_to is not None and answer.get("executed"):
+            import nbformat
 
+            try:  # for the feedback page only: never at the cost of the grade
                 save_notebook(nbformat.from_dict(answer["executed"]), executed_to)
+            except OSError as exc:
+                report.execution.warnings.append(
+                    f"the notebook as it ran was not kept for the feedback page ({exc})")
         # the worker saw its own copy: the report names the submission as the client has it
         sub = report.submission.model_copy(update={"path": str(plan.path)})
         return report.model_copy(update={"submission": sub})

@@ -221,7 +221,7 @@ def executed_notebook(combined: nbformat.NotebookNode, result: ExecutionResult) 
         if cell.cell_type != "code":
             continue
         record = records.get(index)
-        status = record.status if record else "skipped"
+        status = record.status if record else ("empty" if not cell.source.strip() else "skipped")
         if status == "skipped":
             cell.outputs, cell.execution_count = [], None
         cell.metadata["grader"] = {"status": status,

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from xml.etree import ElementTree as ET
 
 from grader.report import CheckResult, Report
+from grader.rubric import GradescopeOptions, Rubric
 
 _MARK = {"pass": "✅", "fail": "❌", "error": "⚠️", "skipped": "➖"}
 
@@ -124,30 +125,42 @@ def render_classroom(report: Report, *, max_score: float | None = None) -> str:
     return base64.b64encode(raw).decode() + "\n"
 
 
-def render_gradescope(report: Report, *, max_score: float | None = None) -> str:
+def render_gradescope(report: Report, *, max_score: float | None = None,
+                      rubric: Rubric | None = None) -> str:
+    """Gradescope's results.json. The rubric's ``[gradescope]`` table (and an item's own
+    ``visibility``) say when students see what; hints shown later become one 0-point
+    entry of their own, with that visibility."""
+    options = rubric.gradescope if rubric else GradescopeOptions()
+    own = {i.id: i.visibility for i in rubric.items if i.visibility} if rubric else {}
+    hints_later = options.hint_visibility != "visible"
     scores, total_max = scaled_scores(report, max_score)
     output = report.error or f"{points_text(report.score)}/{points_text(report.max_score)}"
     if report.execution.warnings:
         output += "\n" + "\n".join(f"note: {w}" for w in report.execution.warnings)
+    tests = [
+        {
+            "name": c.title,
+            "number": str(n),
+            "score": s,
+            "max_score": m,
+            "status": "passed" if c.status == "pass" else "failed",
+            "output": _detail(c.model_copy(update={"hint": ""})) if hints_later else _detail(c),
+            "visibility": own.get(c.id, options.visibility),
+        }
+        for n, (c, s, m) in enumerate(zip(report.checks, scores, item_maxima(report, total_max)),
+                                      start=1)
+    ]
+    hints = [f"{c.title}: {c.hint}" for c in report.checks if c.hint]
+    if hints_later and hints:
+        tests.append({"name": "Hints", "number": str(len(tests) + 1), "score": 0, "max_score": 0,
+                      "output": "\n".join(hints), "visibility": options.hint_visibility})
     return json.dumps({
         "score": round(sum(scores), 2),
         "execution_time": round(report.timings.get("total", 0)),
         "output": output,
-        "visibility": "visible",
+        "visibility": options.visibility,
         "stdout_visibility": "hidden",
-        "tests": [
-            {
-                "name": c.title,
-                "number": str(n),
-                "score": s,
-                "max_score": m,
-                "status": "passed" if c.status == "pass" else "failed",
-                "output": _detail(c),
-                "visibility": "visible",
-            }
-            for n, (c, s, m) in enumerate(zip(report.checks, scores, item_maxima(report, total_max)),
-                                          start=1)
-        ],
+        "tests": tests,
     }, indent=2) + "\n"
 
 
@@ -235,6 +248,10 @@ FORMATS: dict[str, tuple[Renderer, str]] = {  # name -> (renderer, file extensio
 }
 
 
-def render(report: Report, fmt: str, *, max_score: float | None = None) -> str:
+def render(report: Report, fmt: str, *, max_score: float | None = None,
+           rubric: Rubric | None = None) -> str:
+    """``rubric``: the formats that take options from it (gradescope's visibility)."""
     renderer, _ = FORMATS[fmt]
+    if fmt == "gradescope" and rubric is not None:
+        return renderer(report, max_score=max_score, rubric=rubric)
     return renderer(report, max_score=max_score)

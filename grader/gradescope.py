@@ -1,10 +1,11 @@
 """`grader gradescope-bundle`: an autograder.zip for a Gradescope programming assignment.
 
-The zip holds ``setup.sh`` (installs CPU torch and this grader from the bundled source),
-``run_autograder`` (grades /autograder/submission into /autograder/results/results.json)
-and ``grader-src/`` (the package, the assignment, its rubric, the student template).
-``AUTOGRADER_ROOT`` and ``GRADER_BIN`` override the paths, so the scripts can be run
-outside Gradescope (the tests do).
+The zip holds ``setup.sh`` (finds or makes a Python >= 3.11 on whatever base image, then
+installs CPU torch and this grader from the bundled source), ``run_autograder`` (grades
+/autograder/submission into /autograder/results/results.json, its log on stdout for
+instructors) and ``grader-src/`` (the package, the assignment, its rubric, the student
+template). The scripts are ``grader/gradescope_files/``. ``AUTOGRADER_ROOT`` and
+``GRADER_BIN`` override the paths, so they can be run outside Gradescope (the tests do).
 """
 
 from __future__ import annotations
@@ -14,32 +15,7 @@ from pathlib import Path
 
 from grader.spec import Assignment
 
-SETUP_SH = """#!/usr/bin/env bash
-# Gradescope runs this once when the autograder image is built.
-set -euo pipefail
-cd /autograder/source
-python3 -m venv /autograder/venv
-# CPU wheels: a plain `pip install torch` on Linux is a multi-GB CUDA build
-/autograder/venv/bin/pip install torch --index-url https://download.pytorch.org/whl/cpu
-/autograder/venv/bin/pip install "./grader-src[notebooks]"
-"""
-
-RUN_AUTOGRADER = """#!/usr/bin/env bash
-# Gradescope runs this for every submission; the student's files are in submission/.
-set -uo pipefail
-ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
-GRADER="${{GRADER_BIN:-$ROOT/venv/bin/grader}}"
-mkdir -p "$ROOT/results"
-"$GRADER" grade "$ROOT/submission" \\
-    --assignment "$ROOT/source/grader-src/assignments/{assignment_id}" \\
-    --out "$ROOT/results/reports" --format gradescope > /dev/null
-if [ -s "$ROOT/results/reports/submission.gradescope.json" ]; then
-    cp "$ROOT/results/reports/submission.gradescope.json" "$ROOT/results/results.json"
-else
-    # the grader itself failed: still give Gradescope a valid result that says so
-    printf '%s\\n' '{{"score": 0, "output": "The autograder failed before it could write a report; please tell your instructor.", "tests": []}}' > "$ROOT/results/results.json"
-fi
-"""
+FILES = Path(__file__).parent / "gradescope_files"
 
 
 def _add_tree(zf: zipfile.ZipFile, src: Path, arc: str) -> None:
@@ -60,8 +36,9 @@ def build_bundle(*, assignment: Assignment, rubric_path: Path, out: Path) -> Pat
     project = Path(__file__).resolve().parent.parent
     out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        _add_script(zf, "setup.sh", SETUP_SH)
-        _add_script(zf, "run_autograder", RUN_AUTOGRADER.format(assignment_id=assignment.id))
+        _add_script(zf, "setup.sh", (FILES / "setup.sh").read_text(encoding="utf-8"))
+        run = (FILES / "run_autograder").read_text(encoding="utf-8")
+        _add_script(zf, "run_autograder", run.replace("__ASSIGNMENT__", assignment.id))
         for name in ("pyproject.toml", "setup.py", "README.md"):
             if (project / name).is_file():
                 zf.write(project / name, f"grader-src/{name}")

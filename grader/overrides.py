@@ -18,6 +18,8 @@ it again, so re-grading never loses a TA's decision.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 
 from pydantic import Field, ValidationError
@@ -72,12 +74,23 @@ def load_overrides(path: Path, *, rubric: Rubric) -> list[OverrideEntry]:
     return parsed.override
 
 
-def resolve(*, given: Path | None, out_dir: Path | None) -> Path | None:
-    """The overrides in force: the given file (stored in OUT), else OUT's stored copy."""
+def resolve(*, given: Path | None, out_dir: Path | None,
+            on_warning: Callable[[str], None] | None = None) -> Path | None:
+    """The overrides in force: the given file (stored in OUT), else OUT's stored copy.
+    A stored copy with other decisions (made with ``grader review``, say) is never lost:
+    it is kept beside it, dated, and a warning says where."""
     if given is not None:
         if out_dir is not None:
             stored = out_dir / STORED_NAME
             out_dir.mkdir(parents=True, exist_ok=True)
+            if stored.exists() and not stored.samefile(given) \
+                    and stored.read_bytes() != given.read_bytes():
+                stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+                kept = stored.with_name(f"overrides.{stamp}.toml")
+                stored.replace(kept)
+                if on_warning:
+                    on_warning(f"{stored} held other decisions than {given}: kept as {kept.name}; "
+                               f"merge what you need into {given}, or grade without --overrides")
             if not stored.exists() or not stored.samefile(given):
                 shutil.copyfile(given, stored)
         return given

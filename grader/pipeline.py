@@ -352,7 +352,11 @@ def grade_submission(
         timings.update(result.timings)
         t1 = time.monotonic()
         if executed_to is not None and result.notebook is not None:
-            save_notebook(result.notebook, executed_to)
+            try:  # for the feedback page only: never at the cost of the grade
+                save_notebook(result.notebook, executed_to)
+            except OSError as exc:
+                result.warnings.append(f"the notebook as it ran was not kept for the feedback "
+                                       f"page ({executed_to}: {exc.strerror or exc})")
         cells_total = sum(1 for c in nb.cells if c.cell_type == "code" and c.source.strip())
         evidence = gather_evidence(result=result, facts_dir=facts_dir, nonce=nonce,
                                    cells_total=cells_total)

@@ -19,7 +19,6 @@ import re
 import secrets
 import threading
 from http import HTTPStatus
-from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -31,7 +30,6 @@ from grader.report import Report
 from grader.rubric import Rubric
 from grader.spec import ConfigError
 
-COOKIE = "grader_review"
 PAGE = re.compile(r"^/([\w.-]+\.html)$")
 MAX_BODY = 64 * 1024
 
@@ -47,9 +45,24 @@ class ReviewServer(ThreadingHTTPServer):
         self.assignment = assignment
         self.reviewer = reviewer
         self.token = secrets.token_urlsafe(24)
-        self.lock = threading.Lock()  # one write to overrides.toml at a time
+        # one write to overrides.toml at a time, and one page rendered at a time (nbconvert's
+        # exporter and matplotlib's settings are shared): one TA, so it costs nothing
+        self.lock = threading.Lock()
         host_name, real_port = self.server_address[:2]
         self.hosts = {f"{host_name}:{real_port}", f"localhost:{real_port}"}
+        self.cookie = f"grader_review_{real_port}"  # cookies ignore ports: one name per server
+
+    def token_ok(self, value: str) -> bool:
+        return secrets.compare_digest(value.encode("utf-8", "replace"), self.token.encode())
+
+    def cookie_ok(self, header: str) -> bool:
+        """The Cookie header, read by hand: another local site's cookie (a JSON value, a
+        space) must not hide ours, as it would from http.cookies."""
+        for part in header.split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == self.cookie and self.token_ok(value):
+                return True
+        return False
 
     @property
     def url(self) -> str:
@@ -60,7 +73,7 @@ class ReviewServer(ThreadingHTTPServer):
         """A submission's page with the decisions saved so far applied, as the next
         grading will apply them (None for the dashboard: it is served as written)."""
         from grader.api import executed_path
-        from grader.html import read_executed, render_page
+        from grader.html import read_executed, render_page_safely
         from grader.overrides import apply_overrides, load_overrides
 
         report_path = self.out_dir / f"{name}.json"
@@ -73,9 +86,9 @@ class ReviewServer(ThreadingHTTPServer):
         stored = self.out_dir / STORED_NAME
         with self.lock:
             entries = load_overrides(stored, rubric=self.rubric) if stored.is_file() else []
-        report = apply_overrides(report, name, entries)
-        html = render_page(report, name=name, notebook=read_executed(executed_path(self.out_dir, name)),
-                           score_step=self.rubric.score_step)
+            report = apply_overrides(report, name, entries)
+            html, _ = render_page_safely(report, name=name, score_step=self.rubric.score_step,
+                                         notebook=read_executed(executed_path(self.out_dir, name)))
         return html.encode()
 
     def save(self, data: dict) -> str:
@@ -126,8 +139,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Host") not in self.server.hosts:
             self._send(HTTPStatus.FORBIDDEN, b"wrong host", "text/plain")
             return False
-        cookie = SimpleCookie(self.headers.get("Cookie", ""))
-        if COOKIE in cookie and secrets.compare_digest(cookie[COOKIE].value, self.server.token):
+        if self.server.cookie_ok(self.headers.get("Cookie", "")):
             return True
         self._send(HTTPStatus.FORBIDDEN, b"open the link `grader review` printed", "text/plain")
         return False
@@ -135,9 +147,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
         token = parse_qs(parts.query).get("token", [""])[0]
-        if token and self.headers.get("Host") in self.server.hosts \
-                and secrets.compare_digest(token, self.server.token):
-            cookie = f"{COOKIE}={self.server.token}; HttpOnly; SameSite=Strict; Path=/"
+        if token and self.headers.get("Host") in self.server.hosts and self.server.token_ok(token):
+            cookie = f"{self.server.cookie}={self.server.token}; HttpOnly; SameSite=Strict; Path=/"
             self._send(HTTPStatus.SEE_OTHER, b"", "text/plain",
                        {"Location": parts.path or "/", "Set-Cookie": cookie})
             return
@@ -151,7 +162,12 @@ class _Handler(BaseHTTPRequestHandler):
         if page is None or not page.is_file():
             self._send(HTTPStatus.NOT_FOUND, b"no such page", "text/plain")
             return
-        fresh = self.server.page(page.stem)
+        try:
+            fresh = self.server.page(page.stem) if page.name != "index.html" else None
+        except (ConfigError, OSError, ValueError) as exc:  # e.g. overrides.toml edited by hand
+            self._send(HTTPStatus.INTERNAL_SERVER_ERROR, f"cannot show {page.name}: {exc}".encode(),
+                       "text/plain; charset=utf-8")
+            return
         self._send(HTTPStatus.OK, fresh or page.read_bytes(), "text/html; charset=utf-8")
 
     def do_POST(self) -> None:
@@ -161,7 +177,8 @@ class _Handler(BaseHTTPRequestHandler):
                 or not self.headers.get("Content-Type", "").startswith("application/json"):
             self._json(HTTPStatus.BAD_REQUEST, {"error": "POST JSON to /api/override from a page"})
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        length = self.headers.get("Content-Length", "")
+        length = int(length) if length.isdigit() else 0
         if not 0 < length <= MAX_BODY:
             self._json(HTTPStatus.BAD_REQUEST, {"error": "empty or too large"})
             return

@@ -8,7 +8,7 @@ file, the field and the fix, not halfway through a batch.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
@@ -17,6 +17,7 @@ from grader.models import Strict
 from grader.spec import ConfigError, format_validation_error, read_toml
 
 RUBRIC_SCHEMA_VERSION = 1
+Visibility = Literal["visible", "hidden", "after_due_date", "after_published"]
 
 
 class RubricItem(Strict):
@@ -26,6 +27,19 @@ class RubricItem(Strict):
     points: float = Field(ge=0, description="Points for a full pass.")
     hint: str = Field("", description="Shown to the student when the item does not pass.")
     params: dict[str, Any] = Field(default_factory=dict, description="Parameters of the check.")
+    visibility: Visibility | None = Field(
+        None, description="Gradescope: when students see this item (default: "
+        "[gradescope] visibility).")
+
+
+class GradescopeOptions(Strict):
+    """How Gradescope shows the results (its results.json `visibility` values)."""
+
+    visibility: Visibility = Field(
+        "visible", description="When students see each item's points and message.")
+    hint_visibility: Visibility = Field(
+        "visible", description="When students see the hints: with the item ('visible'), or "
+        "later, as a separate 0-point entry (e.g. 'after_due_date').")
 
 
 class Rubric(Strict):
@@ -35,6 +49,8 @@ class Rubric(Strict):
         0.01, gt=0, description="Scores are rounded to a multiple of this (1: whole points)."
     )
     items: list[RubricItem]
+    gradescope: GradescopeOptions = Field(
+        default_factory=GradescopeOptions, description="Gradescope's visibility of the results.")
 
     @model_validator(mode="after")
     def _unique_ids(self) -> "Rubric":

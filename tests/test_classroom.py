@@ -51,7 +51,9 @@ def test_grade_step_sets_result_and_summary(tmp_path):
         "GITHUB_TOKEN": "canary-secret-token",
     }
     script = action_steps()["grade"]["run"]
-    proc = subprocess.run(["bash", "-c", script], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    # as GitHub runs a step with `shell: bash`; bob loses points, so the grader exits 1
+    proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=repo,
+                          env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("::stop-commands::") and lines[-1] == f"::{lines[0].split('::')[2]}::"

@@ -35,6 +35,9 @@ HOSTILE_MD = """# Hostile
 <style>body { background: url(http://127.0.0.1:9/bg.png) }</style>
 <form action="http://127.0.0.1:9/"><button>go</button></form>
 <div onmouseover="document.title='pwned-hover'">hover</div>
+<div class="note pass banner">✓ fake grader note</div>
+
+Prose that names the <script> tag and leaves a <div class=" open must not hide later cells.
 """
 HOSTILE_CODE = """from IPython.display import HTML, Javascript, SVG, display
 display(HTML("<script>alert('html-output')</script><img src=x onerror=\\"document.title='pwned-out'\\">"))
@@ -153,6 +156,13 @@ def test_pages_are_self_contained_and_clean(pages, hostile):
     [csp] = re.findall(r'http-equiv="Content-Security-Policy" content="([^"]+)"', solution)
     assert "default-src 'none'" in html.unescape(csp) and "script-src 'sha256-" in html.unescape(csp)
     assert not re.search(r"(src|href)=\"(https?:)?//", solution)  # nothing from the network
+    text = (hostile / "mallory.html").read_text(encoding="utf-8")
+    assert "<div>✓ fake grader note</div>" in text  # the page's own classes are not lent out
+    nb = nbformat.read(hostile / "executed" / "mallory.ipynb", as_version=4)
+    assert text.count('class="cellrow"') == len(nb.cells)
+    assert text.count('class="jp-InputPrompt') == len(nb.cells)  # every cell is there, whole
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert text.count('class="highlight') == len(code)  # each code cell's source, to the last
     tags = _markup(hostile / "mallory.html")
     names = [t for t, _ in tags]
     # the page's own: its script and JSON data, its style and the loss plot's (an SVG)
@@ -289,3 +299,44 @@ def test_review_flow_writes_overrides_the_next_grading_applies(browser, hostile,
     again = grade(paths=[Path(report["submission"]["path"])], grading=grading, out_dir=hostile)
     item = next(c for c in again["mallory"].checks if c.id == "readme_q2")
     assert item.score == 25 and item.override.by == "TA Jane"
+
+
+def test_review_reads_its_cookie_beside_other_local_sites_cookies(tmp_path, grading):
+    from grader.review import ReviewServer
+
+    server = ReviewServer(out_dir=tmp_path, rubric=grading.rubric, assignment="01-very-basics")
+    try:
+        mine = f"{server.cookie}={server.token}"
+        for header in (f'a={{"x":1}}; {mine}', f"x=a b; {mine}", f"foo; {mine}", mine):
+            assert server.cookie_ok(header), header
+        other_port = f"grader_review_1={server.token}"  # another review server's cookie name
+        for header in ("", f"{server.cookie}=wrong", f"{server.cookie}=tøken", other_port):
+            assert not server.cookie_ok(header), header
+    finally:
+        server.server_close()
+
+
+def test_names_of_the_folders_own_files_are_not_given_to_submissions(tmp_path):
+    from grader.api import unique_names
+
+    paths = [tmp_path / "index.ipynb", tmp_path / "duplicates", tmp_path / "alice"]
+    assert unique_names(paths) == ["index_submission", "duplicates_submission", "alice"]
+
+
+def test_overrides_given_again_keep_the_reviews_decisions(tmp_path, grading):
+    from grader.overrides import OverrideEntry, resolve, save_override
+
+    out = tmp_path / "out"
+    given = tmp_path / "ta.toml"
+    given.write_text('schema_version = 1\n[[override]]\nsubmission = "bob"\nitem = "readme_q1"\n'
+                     'points = 10\nby = "TA Jim"\n')
+    assert resolve(given=given, out_dir=out) == given
+    save_override(out / "overrides.toml", OverrideEntry(
+        submission="alice", item="readme_q2", points=25, by="TA Jane"), rubric=grading.rubric)
+    reviewed = (out / "overrides.toml").read_text()
+    assert "TA Jim" in reviewed and "TA Jane" in reviewed  # added beside the given entries
+    warnings: list[str] = []
+    resolve(given=given, out_dir=out, on_warning=warnings.append)
+    [kept] = list(out.glob("overrides.2*.toml"))
+    assert kept.read_text() == reviewed and (out / "overrides.toml").read_text() == given.read_text()
+    assert len(warnings) == 1 and kept.name in warnings[0]

@@ -1,12 +1,11 @@
-"""The executed notebook as HTML cells: nbconvert renders it, ``safety.clean`` cleans it,
-and each cell's marker is replaced with its status and the rubric's notes about it."""
+"""The executed notebook as HTML cells: nbconvert renders each cell, ``safety.clean``
+cleans it; the page puts each cell's status and the rubric's notes beside it."""
 
 from __future__ import annotations
 
 import base64
 import copy
 import re
-import secrets
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,11 +26,10 @@ def _exporter():
 
 
 def _prepare(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Number the cells for the markers; SVG outputs become pictures (an inline SVG could
-    carry script, an <img> of one cannot); JavaScript and widget outputs are dropped."""
+    """SVG outputs become pictures (an inline SVG could carry script, an <img> of one
+    cannot); JavaScript and widget outputs are dropped."""
     nb = copy.deepcopy(nb)
-    for position, cell in enumerate(nb.cells, start=1):
-        cell.metadata.setdefault("grader", {})["position"] = position
+    for cell in nb.cells:
         for out in cell.get("outputs", []):
             data = out.get("data")
             if not data:
@@ -47,14 +45,16 @@ def _prepare(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def render_cells(nb: nbformat.NotebookNode) -> dict[int, str]:
-    """Each cell's clean HTML, by 1-based position."""
-    token = secrets.token_hex(8)  # student content cannot forge a marker it never saw
-    body, _ = _exporter().from_notebook_node(_prepare(nb), resources={"grader_token": token})
+    """Each cell's clean HTML, by 1-based position. Cells are rendered one at a time:
+    nbconvert re-parses what it rendered, and HTML in one cell (an unclosed ``<script>``
+    in prose, a ``<div class="``) must not swallow the cells after it."""
+    exporter = _exporter()
+    prepared = _prepare(nb)
     cells: dict[int, str] = {}
-    parts = re.split(rf'<div data-grader="{token}-(\d+)">', body)
-    for number, html in zip(parts[1::2], parts[2::2]):
-        # each cell cleaned on its own: a stray </div> in one cannot reach the page around it
-        cells[int(number)] = clean(html.strip().removesuffix("</div>"))
+    for position, cell in enumerate(prepared.cells, start=1):
+        single = nbformat.v4.new_notebook(metadata=prepared.metadata, cells=[cell])
+        body, _ = exporter.from_notebook_node(single)
+        cells[position] = clean(body)
     return cells
 
 

@@ -109,9 +109,11 @@ def _cells(report: Report, nb: nbformat.NotebookNode | None, notes: dict[int, li
 
 
 def render_page(report: Report, *, name: str, notebook: nbformat.NotebookNode | None,
-                score_step: float = 0.5, why_no_notebook: str | None = None) -> str:
+                score_step: float = 0.5, why_no_notebook: str | None = None,
+                dashboard: bool = True) -> str:
     """The page of one submission. ``notebook``: the executed notebook (``OUT/executed``),
-    or None when the notebook did not run or is not at hand (``why_no_notebook`` says why)."""
+    or None when the notebook did not run or is not at hand (``why_no_notebook`` says why).
+    ``dashboard``: link to the class dashboard beside it (not on a student's own page)."""
     places = item_cells(report, notebook)
     items = [_item(c, places.get(c.id, [])) for c in report.checks]
     notes: dict[int, list[dict]] = {}
@@ -127,7 +129,7 @@ def render_page(report: Report, *, name: str, notebook: nbformat.NotebookNode | 
             "items": {c.id: c.max_score for c in report.checks}}
     return env().get_template("page.html.j2").render(
         csp=content_security_policy(script), css=Markup(static("grader.css")), script=Markup(script),
-        version=__version__, title=f"{name}: {points_text(report.score)}/{points_text(report.max_score)}",
+        dashboard=dashboard, version=__version__, title=f"{name}: {points_text(report.score)}/{points_text(report.max_score)}",
         assignment=report.assignment, who=report.submission.student or name,
         notebook=report.submission.notebook, sha=report.submission.sha256,
         graded_at=report.graded_at, isolation=report.execution.isolation if report.status == "graded" else "",
@@ -151,16 +153,17 @@ def render_page(report: Report, *, name: str, notebook: nbformat.NotebookNode | 
 
 
 def render_page_safely(report: Report, *, name: str, notebook: nbformat.NotebookNode | None,
-                       score_step: float = 0.5) -> tuple[str, str | None]:
+                       score_step: float = 0.5, dashboard: bool = True) -> tuple[str, str | None]:
     """The page, and a warning if the notebook could not be shown on it: a notebook
     nbconvert cannot render costs its part of the page, never the page or the batch."""
     try:
-        return render_page(report, name=name, notebook=notebook, score_step=score_step), None
+        return render_page(report, name=name, notebook=notebook, score_step=score_step,
+                           dashboard=dashboard), None
     except Exception as exc:  # nbconvert on arbitrary student content: anything can raise
         if notebook is None:
             raise
         why = f"the notebook could not be shown ({type(exc).__name__}: {exc})"
-        page = render_page(report, name=name, notebook=None, score_step=score_step,
+        page = render_page(report, name=name, notebook=None, score_step=score_step, dashboard=dashboard,
                            why_no_notebook=why[0].upper() + why[1:] + "; the results above are complete.")
         return page, f"{name}: {why}; its page has the results only"
 

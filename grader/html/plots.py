@@ -15,7 +15,9 @@ def _figure(width: float, height: float):
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure  # no pyplot: no global state across threads
+    # No pyplot: no figure manager to leak figures. rc_context still sets matplotlib's
+    # global settings for a moment: pages are made one at a time (the review server locks).
+    from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
 

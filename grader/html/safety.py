@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 
 import nh3
 
@@ -30,10 +31,16 @@ ATTRIBUTES = {
     "td": {"colspan", "rowspan", "align"},
     "th": {"colspan", "rowspan", "align", "scope"},
     "ol": {"start"},
+    "div": {"data-mime-type"},  # nbconvert marks stderr with it
 }
+# nbconvert's and Pygments' class names: a student's HTML cannot borrow the page's own
+# (a fake "passed" note inside a cell)
+_CLASS = re.compile(r"(jp-|cm-|hl-|ansi-|celltag_)[\w-]*|highlight|dataframe|[a-z]{1,3}[0-9]?")
 
 
 def _attribute(tag: str, attr: str, value: str) -> str | None:
+    if attr == "class":
+        return " ".join(c for c in value.split() if _CLASS.fullmatch(c)) or None
     if tag == "img" and attr == "src":  # pictures the notebook carries, never fetched ones
         # (an SVG in an <img> is only a picture: browsers run no script in it)
         return value if value.startswith("data:image/") else None

@@ -26,11 +26,15 @@ def write_pages(*, out_dir: Path, reports: Mapping[str, Report], title: str,
     for name, report in reports.items():
         nb = read_executed(executed_path(out_dir, name))
         path = out_dir / f"{name}.html"
-        page, warning = render_page_safely(report, name=name, notebook=nb, score_step=score_step)
+        try:
+            page, warning = render_page_safely(report, name=name, notebook=nb, score_step=score_step)
+        except Exception as exc:  # a grader bug must cost one page, not the others
+            warning, page = f"{name}: no feedback page ({type(exc).__name__}: {exc})", None
         if warning and on_warning:
             on_warning(warning)
-        write(path, page)
-        written.append(path)
+        if page is not None:
+            write(path, page)
+            written.append(path)
     if dashboard is not None:
         path = out_dir / DASHBOARD
         write(path, render_dashboard(dashboard, title=title, duplicates=find_duplicates(dashboard)))
