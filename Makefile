@@ -9,7 +9,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup examples test validate corpus bench clean sandbox-user browser
+.PHONY: setup examples test validate corpus bench clean sandbox-user browser image-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,13 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 	chromium --version
+
+# debootstrap, for tests/test_gradescope_setup.py's stand-in of an old Gradescope image
+# (Debian 11 made from Debian's packages). Needs root, or sudo.
+image-tools:
+	command -v debootstrap >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq debootstrap; }
 
 clean:
 	rm -rf $(VENV) reports benchmarks/results

@@ -161,3 +161,23 @@ def test_max_score_applies_to_every_format(graded, fmt):
 def test_json_keeps_rubric_points(graded):
     with pytest.raises(ValueError, match="keeps the rubric's points"):
         render(graded["epochs_2000"], "json", max_score=100)
+
+
+def test_gradescope_visibility_comes_from_the_rubric(graded, grading):
+    report = graded["final_F_tanh"]  # loses final_activation_removed: a hint is shown
+    plain = json.loads(render(report, "gradescope", rubric=grading.rubric))
+    assert {t["visibility"] for t in plain["tests"]} == {"visible"} and len(plain["tests"]) == 11
+    assert any("Hint:" in t["output"] for t in plain["tests"])
+    items = [i.model_copy(update={"visibility": "hidden"}) if i.id == "epochs" else i
+             for i in grading.rubric.items]
+    later = grading.rubric.model_copy(update={
+        "items": items,
+        "gradescope": grading.rubric.gradescope.model_copy(update={"hint_visibility": "after_due_date"})})
+    data = json.loads(render(report, "gradescope", rubric=later))
+    jsonschema.validate(data, schema("gradescope"))
+    *items_shown, hints = data["tests"]
+    assert not any("Hint:" in t["output"] for t in items_shown)
+    assert hints["name"] == "Hints" and hints["visibility"] == "after_due_date"
+    assert hints["max_score"] == 0 and "No activation after the last layer:" in hints["output"]
+    assert [t["visibility"] for t in items_shown if t["name"] == "Trained for 2001 epochs"] == ["hidden"]
+    assert data["score"] == plain["score"]

@@ -67,11 +67,12 @@ open(path, "wb").write(data)
 member = next(n for n in zipfile.ZipFile(path).namelist() if n.endswith(".data/scripts/uv"))
 with zipfile.ZipFile(path) as zf, open(f"{dest}/uv", "wb") as out:
     out.write(zf.read(member))
-print(f"uv from {wheel['filename']}")
+print(f"grader setup: uv from {wheel['filename']}", file=sys.stderr)
 PY
   chmod +x "$TOOLS/uv/uv"
-  "$TOOLS/uv/uv" python install 3.11 --install-dir "$TOOLS/python" || return 1
-  "$TOOLS/uv/uv" python find 3.11 --no-python-downloads
+  export UV_PYTHON_INSTALL_DIR="$TOOLS/python"
+  "$TOOLS/uv/uv" python install 3.11 >&2 || return 1
+  "$TOOLS/uv/uv" python find 3.11 --managed-python --no-python-downloads
 }
 
 source_python() {  # CPython from source: slow (minutes), needs only the distribution's compiler
