@@ -340,3 +340,14 @@ def test_overrides_given_again_keep_the_reviews_decisions(tmp_path, grading):
     [kept] = list(out.glob("overrides.2*.toml"))
     assert kept.read_text() == reviewed and (out / "overrides.toml").read_text() == given.read_text()
     assert len(warnings) == 1 and kept.name in warnings[0]
+
+
+def test_answer_highlights_survive_other_spacing():
+    from grader.html.page import _segments
+
+    excerpt = "A neuron sums its inputs.\nIt then applies\n  an activation  function."
+    got = _segments(excerpt, {"weighted sum": "A neuron sums its inputs.",
+                              "activation": "It then applies an activation function.",
+                              "absent": "Not in the excerpt."})
+    assert [c for _, c in got] == ["weighted sum", None, "activation"]
+    assert "".join(t for t, _ in got) == excerpt

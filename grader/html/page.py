@@ -4,6 +4,7 @@ the notebook as the grader ran it, with each rubric item's note beside its cell.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -61,9 +62,13 @@ def _segments(excerpt: str, sentences: dict[str, str]) -> list[tuple[str, str | 
     concept are highlighted with its name."""
     marks: list[tuple[int, int, str]] = []
     for concept, sentence in sentences.items():
-        at = excerpt.find(sentence) if sentence else -1
-        if at >= 0 and not any(a < at + len(sentence) and at < b for a, b, _ in marks):
-            marks.append((at, at + len(sentence), concept))
+        words = sentence.split()
+        if not words:
+            continue
+        # the same words, however the excerpt spaces or breaks them
+        found = re.search(r"\s+".join(map(re.escape, words)), excerpt)
+        if found and not any(a < found.end() and found.start() < b for a, b, _ in marks):
+            marks.append((found.start(), found.end(), concept))
     out, pos = [], 0
     for start, end, concept in sorted(marks):
         out += [(excerpt[pos:start], None), (excerpt[start:end], concept)]
