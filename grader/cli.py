@@ -345,7 +345,7 @@ def _report_html(args) -> int:
 
     err = Console(stderr=True, highlight=False)
     if args.report.is_dir():
-        pages = write_folder(out_dir=args.report,
+        pages = write_folder(out_dir=args.report, scale=args.max_score,
                              on_warning=lambda text: err.print(f"[yellow]warning:[/] {escape(text)}"))
         if not pages:
             raise ConfigError(f"{args.report}: no grader reports (*.json) in this folder")
@@ -359,7 +359,8 @@ def _report_html(args) -> int:
         raise ConfigError(f"{args.report}: not a grader report ({str(exc).splitlines()[0]})") from None
     name = args.report.stem
     nb = read_executed(executed_path(args.report.parent, name))
-    page, warning = render_page_safely(report, name=name, notebook=nb, dashboard=False)
+    page, warning = render_page_safely(report, name=name, notebook=nb, dashboard=False,
+                                       scale=args.max_score)
     if warning:
         err.print(f"[yellow]warning:[/] {escape(warning)}")
     sys.stdout.write(page)

@@ -351,3 +351,12 @@ def test_answer_highlights_survive_other_spacing():
                               "absent": "Not in the excerpt."})
     assert [c for _, c in got] == ["weighted sum", None, "activation"]
     assert "".join(t for t, _ in got) == excerpt
+
+
+def test_a_page_gives_the_courses_scale_beside_the_rubrics_points(graded):
+    from grader.html import render_page
+
+    report = graded["final_F_tanh"]  # 120 of 300: no README in the fixture
+    page = render_page(report, name="final_F_tanh", notebook=None, scale=100)
+    assert f'<span id="scaled">{report.score / 3:g} of 100 on the course' in page
+    assert 'id="scaled"' not in render_page(report, name="final_F_tanh", notebook=None)

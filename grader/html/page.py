@@ -115,10 +115,12 @@ def _cells(report: Report, nb: nbformat.NotebookNode | None, notes: dict[int, li
 
 def render_page(report: Report, *, name: str, notebook: nbformat.NotebookNode | None,
                 score_step: float = 0.5, why_no_notebook: str | None = None,
-                dashboard: bool = True) -> str:
+                dashboard: bool = True, scale: float | None = None) -> str:
     """The page of one submission. ``notebook``: the executed notebook (``OUT/executed``),
     or None when the notebook did not run or is not at hand (``why_no_notebook`` says why).
-    ``dashboard``: link to the class dashboard beside it (not on a student's own page)."""
+    ``dashboard``: link to the class dashboard beside it (not on a student's own page).
+    ``scale``: the total another platform shows (``--max-score``), given beside the
+    rubric's points so that the two never seem to disagree."""
     places = item_cells(report, notebook)
     items = [_item(c, places.get(c.id, [])) for c in report.checks]
     notes: dict[int, list[dict]] = {}
@@ -139,6 +141,9 @@ def render_page(report: Report, *, name: str, notebook: nbformat.NotebookNode | 
         notebook=report.submission.notebook, sha=report.submission.sha256,
         graded_at=report.graded_at, isolation=report.execution.isolation if report.status == "graded" else "",
         score=report.score, max_score=report.max_score, score_text=points_text(report.score),
+        scaled=(f"{points_text(round(report.score * scale / report.max_score, 2))} of "
+                f"{points_text(scale)}") if scale and report.max_score and scale != report.max_score
+        else "",
         max_text=points_text(report.max_score), error=report.error,
         warnings=report.execution.warnings, tamper=report.execution.tamper_signals,
         items=items, step=score_step,
@@ -158,17 +163,19 @@ def render_page(report: Report, *, name: str, notebook: nbformat.NotebookNode | 
 
 
 def render_page_safely(report: Report, *, name: str, notebook: nbformat.NotebookNode | None,
-                       score_step: float = 0.5, dashboard: bool = True) -> tuple[str, str | None]:
+                       score_step: float = 0.5, dashboard: bool = True,
+                       scale: float | None = None) -> tuple[str, str | None]:
     """The page, and a warning if the notebook could not be shown on it: a notebook
     nbconvert cannot render costs its part of the page, never the page or the batch."""
     try:
         return render_page(report, name=name, notebook=notebook, score_step=score_step,
-                           dashboard=dashboard), None
+                           dashboard=dashboard, scale=scale), None
     except Exception as exc:  # nbconvert on arbitrary student content: anything can raise
         if notebook is None:
             raise
         why = f"the notebook could not be shown ({type(exc).__name__}: {exc})"
         page = render_page(report, name=name, notebook=None, score_step=score_step, dashboard=dashboard,
+                           scale=scale,
                            why_no_notebook=why[0].upper() + why[1:] + "; the results above are complete.")
         return page, f"{name}: {why}; its page has the results only"
 

@@ -16,7 +16,8 @@ DASHBOARD = "index.html"
 def write_pages(*, out_dir: Path, reports: Mapping[str, Report], title: str,
                 dashboard: Mapping[str, Report] | None = None, score_step: float = 0.5,
                 write: Callable[[Path, str], None],
-                on_warning: Callable[[str], None] | None = None) -> list[Path]:
+                on_warning: Callable[[str], None] | None = None,
+                scale: float | None = None) -> list[Path]:
     """``OUT/<name>.html`` for each of ``reports`` (with ``OUT/executed/<name>.ipynb``
     where the batch kept it), and ``OUT/index.html`` over ``dashboard`` (every report in
     the folder) when given. ``write`` writes a file whole or not at all."""
@@ -27,7 +28,8 @@ def write_pages(*, out_dir: Path, reports: Mapping[str, Report], title: str,
         nb = read_executed(executed_path(out_dir, name))
         path = out_dir / f"{name}.html"
         try:
-            page, warning = render_page_safely(report, name=name, notebook=nb, score_step=score_step)
+            page, warning = render_page_safely(report, name=name, notebook=nb, score_step=score_step,
+                                               scale=scale)
         except Exception as exc:  # a grader bug must cost one page, not the others
             warning, page = f"{name}: no feedback page ({type(exc).__name__}: {exc})", None
         if warning and on_warning:
@@ -44,7 +46,8 @@ def write_pages(*, out_dir: Path, reports: Mapping[str, Report], title: str,
 
 def write_folder(*, out_dir: Path, names: list[str] | None = None, assignment: str | None = None,
                  title: str | None = None, score_step: float = 0.5,
-                 on_warning: Callable[[str], None] | None = None) -> list[Path]:
+                 on_warning: Callable[[str], None] | None = None,
+                 scale: float | None = None) -> list[Path]:
     """The pages of a folder `grader grade` wrote: ``names`` (default: every report
     there) and the dashboard over every report of ``assignment`` (default: the one most
     reports there are of)."""
@@ -63,7 +66,7 @@ def write_folder(*, out_dir: Path, names: list[str] | None = None, assignment: s
     chosen = {n: book[n] for n in (names if names is not None else book) if n in book}
     return write_pages(out_dir=out_dir, reports=chosen, title=title or assignment,
                        dashboard=book, score_step=score_step, write=write_atomic,
-                       on_warning=on_warning)
+                       on_warning=on_warning, scale=scale)
 
 
 def _all_reports(out_dir: Path) -> dict[str, Report]:
