@@ -377,7 +377,8 @@ def _cmd_review(args, console: Console) -> int:
     if not _graded_folder(args.out, err):
         return EXIT_USAGE
     pages = write_folder(out_dir=args.out, assignment=grading.assignment.id,
-                         title=grading.assignment.spec.title, score_step=grading.rubric.score_step)
+                         title=grading.assignment.spec.title, score_step=grading.rubric.score_step,
+                         on_warning=lambda text: err.print(f"[yellow]warning:[/] {escape(text)}"))
     if not pages:
         err.print(f"[bold red]usage error:[/] {escape(str(args.out))}: no reports to review")
         return EXIT_USAGE
