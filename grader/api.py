@@ -398,11 +398,11 @@ def up_to_date_report(report_path: Path, *, path: Path, grading: Grading) -> Rep
     return report
 
 
-def read_reports(out_dir: Path, *, assignment: str,
+def read_reports(out_dir: Path, *, assignment: str | None,
                  unread: list[str] | None = None) -> dict[str, Report]:
-    """Every valid report of ``assignment`` in ``out_dir``: the gradebook covers earlier
-    runs into the same folder too, so grading a few submissions again loses no rows.
-    The names of report files that cannot be read are added to ``unread``."""
+    """Every valid report of ``assignment`` (None: of any) in ``out_dir``: the gradebook
+    covers earlier runs into the same folder too, so grading a few submissions again
+    loses no rows. The names of report files that cannot be read are added to ``unread``."""
     found: dict[str, Report] = {}
     for path in sorted(out_dir.glob("*.json")):
         if path.name == "duplicates.json":
@@ -413,7 +413,7 @@ def read_reports(out_dir: Path, *, assignment: str,
             if unread is not None:
                 unread.append(path.name)
             continue
-        if rep.assignment == assignment:
+        if assignment is None or rep.assignment == assignment:
             found[path.stem] = rep
     return found
 

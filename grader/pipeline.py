@@ -128,13 +128,12 @@ def prepare_workspace(
 
 
 def save_notebook(nb, path: Path) -> None:
-    """Write a notebook whole or not at all (temp file + rename)."""
+    """Write a notebook whole or not at all (``api.write_atomic``, as for reports)."""
     import nbformat
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    nbformat.write(nb, str(tmp))
-    tmp.replace(path)
+    from grader.api import write_atomic  # api imports this module: only when called
+
+    write_atomic(path, nbformat.writes(nb))
 
 
 def gather_evidence(

@@ -55,12 +55,10 @@ def write_folder(*, out_dir: Path, names: list[str] | None = None, assignment: s
 
     from grader.api import read_reports, write_atomic
 
-    if assignment is None:
-        every = _all_reports(out_dir)
-        if not every:
-            return []
+    every = read_reports(out_dir, assignment=None)  # each report read once
+    if assignment is None and every:
         assignment = Counter(r.assignment for r in every.values()).most_common(1)[0][0]
-    book = read_reports(out_dir, assignment=assignment)
+    book = {n: r for n, r in every.items() if r.assignment == assignment}
     if not book:
         return []
     chosen = {n: book[n] for n in (names if names is not None else book) if n in book}
@@ -68,12 +66,3 @@ def write_folder(*, out_dir: Path, names: list[str] | None = None, assignment: s
                        dashboard=book, score_step=score_step, write=write_atomic,
                        on_warning=on_warning, scale=scale)
 
-
-def _all_reports(out_dir: Path) -> dict[str, Report]:
-    found = {}
-    for path in sorted(out_dir.glob("*.json")):
-        try:
-            found[path.stem] = Report.model_validate_json(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-    return found
